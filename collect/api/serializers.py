@@ -1,0 +1,103 @@
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from collect.jobs.models import Job
+from collect.jobs.states import FINAL, Status
+
+
+class ProgressSerializer(serializers.Serializer):
+    rows_done = serializers.IntegerField()
+    rows_rejected = serializers.IntegerField()
+    bytes_done = serializers.IntegerField()
+    bytes_total = serializers.IntegerField()
+    percent = serializers.SerializerMethodField()
+    rows_per_s = serializers.SerializerMethodField()
+    eta_s = serializers.SerializerMethodField()
+
+    def get_percent(self, job: Job) -> float:
+        if job.status == Status.COMPLETED or not job.bytes_total:
+            return 100.0 if job.status == Status.COMPLETED else 0.0
+        return round(100.0 * job.bytes_done / job.bytes_total, 1)
+
+    def get_rows_per_s(self, job: Job) -> float:
+        return round(job.rows_done / job.run_seconds, 1) if job.run_seconds > 0 else 0.0
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_eta_s(self, job: Job) -> float | None:
+        if job.status in FINAL or job.run_seconds <= 0 or job.bytes_done <= 0:
+            return None
+        bytes_per_s = job.bytes_done / job.run_seconds
+        return round((job.bytes_total - job.bytes_done) / bytes_per_s, 1)
+
+
+class JobSerializer(serializers.ModelSerializer):
+    task_id = serializers.UUIDField(source="id", read_only=True)
+    dataset = serializers.CharField(source="dataset.name")
+    progress = ProgressSerializer(source="*")
+    filename = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField()
+    errors_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "task_id",
+            "kind",
+            "status",
+            "dataset",
+            "filename",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "paused_at",
+            "progress",
+            "error",
+            "termination_reason",
+            "download_url",
+            "errors_url",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_filename(self, job: Job) -> str | None:
+        return job.params.get("filename")
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_download_url(self, job: Job) -> str | None:
+        return None  # exports are not built yet
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_errors_url(self, job: Job) -> str | None:
+        if job.kind != "import":
+            return None
+        return self._absolute(f"/api/tasks/{job.id}/errors/")
+
+    def _absolute(self, path: str) -> str:
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+
+class UploadSerializer(serializers.Serializer):
+    file = serializers.FileField(required=False, help_text="The CSV file (or .csv.gz).")
+    uploaded_file = serializers.FileField(
+        required=False, help_text="The brief's name for `file`; either is accepted."
+    )
+    dataset = serializers.CharField(required=False, default="responses", max_length=100)
+    timestamp_column = serializers.CharField(required=False, allow_blank=True, default="")
+    on_error = serializers.ChoiceField(choices=["abort", "skip"], default="abort")
+
+    def validate(self, attrs: dict) -> dict:
+        upload = attrs.get("file") or attrs.get("uploaded_file")
+        if upload is None:
+            raise serializers.ValidationError({"file": "attach the CSV file as `file`"})
+        attrs["upload"] = upload
+        return attrs
+
+
+class ConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    status = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()

@@ -1,0 +1,18 @@
+from django.urls import path
+
+from collect.api import views
+
+urlpatterns = [
+    # The brief's endpoints, paths unchanged.
+    path("upload-file/", views.UploadFileApi.as_view(), name="upload-file"),
+    path("pause/<str:task_id>/", views.brief_alias(views.PauseApi, "pause").as_view()),
+    path("resume/<str:task_id>/", views.brief_alias(views.ResumeApi, "resume").as_view()),
+    path("revoke/<str:task_id>/", views.brief_alias(views.TerminateApi, "revoke").as_view()),
+    # The task resource.
+    path("tasks/", views.TaskListApi.as_view(), name="task-list"),
+    path("tasks/<str:task_id>/", views.TaskDetailApi.as_view(), name="task-detail"),
+    path("tasks/<str:task_id>/pause/", views.PauseApi.as_view(), name="task-pause"),
+    path("tasks/<str:task_id>/resume/", views.ResumeApi.as_view(), name="task-resume"),
+    path("tasks/<str:task_id>/terminate/", views.TerminateApi.as_view(), name="task-terminate"),
+    path("tasks/<str:task_id>/errors/", views.TaskErrorsApi.as_view(), name="task-errors"),
+]

@@ -1,0 +1,211 @@
+"""The HTTP API: each view checks input, calls one service or selector, serializes the job."""
+
+import csv
+from pathlib import Path
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import status as http
+from rest_framework.generics import ListAPIView
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from collect.api.serializers import (
+    ConflictSerializer,
+    ErrorSerializer,
+    JobSerializer,
+    UploadSerializer,
+)
+from collect.imports.services import import_start
+from collect.jobs import selectors, services
+from collect.uploads.handlers import too_large
+
+MULTIPART_OVERHEAD = 64 * 1024  # the form fields and part headers around the file
+NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such task visible to you.")
+CONFLICT = OpenApiResponse(ConflictSerializer, description="Not allowed in the current state.")
+
+
+class UploadFileApi(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        operation_id="upload_file",
+        summary="Upload a CSV file and start its import",
+        description=(
+            "Stores the file and answers at once with the queued import job (202). The header "
+            "row names the columns; each row's export timestamp comes from `timestamp_column`, "
+            "else a `submitted_at` column, else the upload time. `on_error=abort` fails the "
+            "whole import on the first bad row; `skip` keeps the good rows and lists the bad "
+            "ones at `/api/tasks/{task_id}/errors/`."
+        ),
+        request={"multipart/form-data": UploadSerializer},
+        responses={
+            202: JobSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="Not a usable CSV file."),
+            413: OpenApiResponse(ErrorSerializer, description="Over COLLECT_MAX_UPLOAD_BYTES."),
+        },
+    )
+    def post(self, request):
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        if declared > settings.COLLECT_MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD:
+            raise too_large()  # refused before a byte of it is stored
+        form = UploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        upload = form.validated_data["upload"]
+        if upload.size > settings.COLLECT_MAX_UPLOAD_BYTES:
+            raise too_large()
+        job = import_start(
+            owner=request.user,
+            source=Path(upload.temporary_file_path()),
+            filename=upload.name,
+            dataset_name=form.validated_data["dataset"],
+            timestamp_column=form.validated_data["timestamp_column"] or None,
+            on_error=form.validated_data["on_error"],
+        )
+        return Response(
+            JobSerializer(job, context={"request": request}).data, http.HTTP_202_ACCEPTED
+        )
+
+
+@extend_schema(
+    summary="List your tasks",
+    description="Your import and export jobs, newest first (staff see everyone's).",
+    parameters=[
+        OpenApiParameter("status", str, description="Only jobs in this state."),
+        OpenApiParameter("kind", str, enum=["import", "export"], description="Only this kind."),
+    ],
+)
+class TaskListApi(ListAPIView):
+    serializer_class = JobSerializer
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return selectors.jobs_visible_to(
+            self.request.user, status=params.get("status"), kind=params.get("kind")
+        )
+
+
+class TaskDetailApi(APIView):
+    @extend_schema(
+        operation_id="task_retrieve",
+        summary="One task, with its progress",
+        responses={200: JobSerializer, 404: NOT_FOUND},
+    )
+    def get(self, request, task_id: str):
+        job = selectors.job_visible_to(request.user, task_id)
+        return Response(JobSerializer(job, context={"request": request}).data)
+
+
+class ControlApi(APIView):
+    """Base for pause, resume and terminate: find the job, apply the one service."""
+
+    def post(self, request, task_id: str):
+        job = selectors.job_visible_to(request.user, task_id)
+        job = self.control(job, request)
+        return Response(JobSerializer(job, context={"request": request}).data)
+
+    def control(self, job, request):
+        raise NotImplementedError
+
+
+CONTROL_RESPONSES = {200: JobSerializer, 404: NOT_FOUND, 409: CONFLICT}
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="task_pause",
+        summary="Pause a task",
+        description=(
+            "A queued task pauses at once; a running one becomes `pausing` and `paused` after "
+            "its current batch is committed. Pausing a paused task changes nothing. A task "
+            "left paused longer than COLLECT_PAUSE_TIMEOUT seconds is terminated."
+        ),
+        request=None,
+        responses=CONTROL_RESPONSES,
+    )
+)
+class PauseApi(ControlApi):
+    def control(self, job, request):
+        return services.job_pause(job_id=job.pk)
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="task_resume",
+        summary="Resume a paused task",
+        description=(
+            "The task is queued again and continues from its last checkpoint: no row is "
+            "written twice and none is skipped. Resuming a queued or running task changes "
+            "nothing; resuming a `pausing` task cancels the pause."
+        ),
+        request=None,
+        responses=CONTROL_RESPONSES,
+    )
+)
+class ResumeApi(ControlApi):
+    def control(self, job, request):
+        return services.job_resume(job_id=job.pk)
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="task_terminate",
+        summary="Terminate a task and roll it back",
+        description=(
+            "Every row the task wrote is removed, as if it never ran; the task's record stays "
+            "with who terminated it, why and when. A running task becomes `terminating` until "
+            "its worker has stopped, then `terminated`. The brief's `revoke` is this call."
+        ),
+        request=None,
+        responses=CONTROL_RESPONSES,
+    )
+)
+class TerminateApi(ControlApi):
+    def control(self, job, request):
+        return services.job_terminate(job_id=job.pk, by=request.user)
+
+
+class TaskErrorsApi(APIView):
+    @extend_schema(
+        operation_id="task_errors",
+        summary="Rejected rows of an import, as CSV",
+        description="One line per rejected record: its line in the file, why, and its start.",
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV"),
+            404: NOT_FOUND,
+        },
+    )
+    def get(self, request, task_id: str):
+        job = selectors.job_visible_to(request.user, task_id)
+        rows = job.rejected_rows.values_list("line", "reason", "content").iterator()
+        response = StreamingHttpResponse(_csv_lines(["line", "reason", "content"], rows))
+        response["Content-Type"] = "text/csv; charset=utf-8"
+        response["Content-Disposition"] = f'attachment; filename="{job.pk}-errors.csv"'
+        return response
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(header, rows):
+    writer = csv.writer(_Echo())
+    yield writer.writerow(header)
+    for row in rows:
+        yield writer.writerow(row)
+
+
+def brief_alias(view: type[ControlApi], operation_id: str) -> type[ControlApi]:
+    """The same control under the brief's path, so its users' scripts keep working."""
+    return extend_schema_view(post=extend_schema(operation_id=operation_id))(
+        type(f"Brief{view.__name__}", (view,), {})
+    )

@@ -1,0 +1,83 @@
+"""The `collect` command."""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _parser()
+    if argv[:1] == ["manage"]:  # everything after `manage` belongs to Django
+        _setup_django()
+        from django.core.management import execute_from_command_line
+
+        execute_from_command_line(["collect manage", *argv[1:]])
+        return 0
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return args.run(args) or 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="collect", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+
+    serve = commands.add_parser("serve", help="run Collect (HTTP API, docs and job workers)")
+    serve.add_argument("--host", default=os.environ.get("COLLECT_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("COLLECT_PORT", 8000)))
+    serve.set_defaults(run=_serve)
+
+    token = commands.add_parser("token", help="print an API token for USERNAME (created if new)")
+    token.add_argument("username")
+    token.set_defaults(run=_token)
+
+    commands.add_parser("manage", help="Django's management commands (migrate, createsuperuser…)")
+
+    generate = commands.add_parser("generate", help="write N dummy form responses as CSV")
+    generate.add_argument("rows", type=int, nargs="?", default=20_000)
+    generate.add_argument("-o", "--output", type=Path, default=Path("responses.csv"))
+    generate.add_argument("--seed", type=int, default=0)
+    generate.set_defaults(run=_generate)
+    return parser
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collect.settings")
+    import django
+
+    django.setup()
+
+
+def _serve(args) -> None:
+    _setup_django()
+    from django.conf import settings
+
+    from collect.server import serve
+
+    if args.host not in ("0.0.0.0", "::") and args.host not in settings.ALLOWED_HOSTS:
+        settings.ALLOWED_HOSTS.append(args.host)
+    serve(args.host, args.port)
+
+
+def _token(args) -> None:
+    _setup_django()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    user, _ = get_user_model().objects.get_or_create(username=args.username)
+    token, _ = Token.objects.get_or_create(user=user)
+    print(token.key)
+
+
+def _generate(args) -> None:
+    from collect.generate import generate
+
+    generate(args.output, args.rows, seed=args.seed)
+    print(f"wrote {args.rows} responses to {args.output}")

@@ -1,0 +1,1 @@
+"""Datasets (a form's columns) and the tables that hold their records."""

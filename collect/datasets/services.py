@@ -1,0 +1,26 @@
+from django.db import IntegrityError, transaction
+
+from collect.datasets.models import Dataset
+from collect.errors import InvalidInput
+
+DEFAULT_DATASET = "responses"
+
+
+def dataset_for_import(*, owner, name: str, columns: list[str]) -> Dataset:
+    """The owner's dataset `name`, created with these columns if new; a file whose header
+    differs from an existing dataset's columns is refused."""
+    try:
+        with transaction.atomic():
+            dataset, _ = Dataset.objects.get_or_create(
+                owner=owner, name=name, defaults={"columns": columns}
+            )
+    except IntegrityError:  # created by a concurrent upload a moment ago
+        dataset = Dataset.objects.get(owner=owner, name=name)
+    if dataset.columns != columns:
+        raise InvalidInput(
+            f"the file's header does not match the columns of dataset {name!r}: "
+            f"expected {dataset.columns}, found {columns}; use another dataset name",
+            expected=dataset.columns,
+            found=columns,
+        )
+    return dataset

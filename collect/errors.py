@@ -1,0 +1,28 @@
+"""The one family of errors that services raise for refused actions; the API maps each once."""
+
+
+class CollectError(Exception):
+    status_code = 400
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidInput(CollectError):
+    status_code = 400
+
+
+class NotFound(CollectError):
+    status_code = 404
+
+
+class Conflict(CollectError):
+    """The action does not fit the job's current state; `details` names that state."""
+
+    status_code = 409
+
+
+class TooLarge(CollectError):
+    status_code = 413

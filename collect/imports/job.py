@@ -1,0 +1,91 @@
+"""The import job kind: CSV file in, rows into the job's segment table, batch by batch."""
+
+import time
+
+from django.db import transaction
+
+from collect.datasets import segments
+from collect.imports.csvsource import Block, CsvSource, Reject
+from collect.imports.models import RejectedRow
+from collect.jobs.kinds import JobFailed, Progress
+from collect.jobs.models import Job
+from collect.uploads.storage import upload_delete, upload_open
+
+ON_ERROR_ABORT = "abort"
+ON_ERROR_SKIP = "skip"
+
+
+class ImportKind:
+    def open(self, job: Job) -> "ImportRun":
+        return ImportRun(job)
+
+    def finish(self, job: Job) -> None:
+        transaction.on_commit(lambda: upload_delete(job.params["path"]))
+
+    def discard(self, job: Job) -> None:
+        segments.segment_drop(segments.segment_table(job.id))
+        job.rejected_rows.all().delete()
+        transaction.on_commit(lambda: upload_delete(job.params["path"]))
+
+    def record_failure(self, job: Job, failure: JobFailed) -> None:
+        _save_rejects(job, failure.rejects)
+
+
+class ImportRun:
+    def __init__(self, job: Job) -> None:
+        params, checkpoint = job.params, job.checkpoint
+        self.job = job
+        self.width = len(params["columns"])
+        self.table = segments.segment_table(job.id)
+        self.abort_on_reject = params["on_error"] == ON_ERROR_ABORT
+        self.rows_done = job.rows_done
+        self.rows_rejected = job.rows_rejected
+        try:
+            self.file = upload_open(params["path"])
+        except FileNotFoundError:
+            raise JobFailed("the uploaded file is gone from storage") from None
+        self.source = CsvSource(
+            self.file,
+            offset=checkpoint["offset"],
+            line=checkpoint["line"],
+            columns=params["columns"],
+            timestamp_index=params["timestamp_index"],
+            default_timestamp=params["default_timestamp"],
+        )
+        segments.segment_create(self.table, self.width)
+
+    def step(self, *, deadline: float, max_rows: int) -> Progress:
+        rows_before = self.rows_done
+        with segments.segment_writer(self.table, self.width) as write:
+            while self.rows_done - rows_before < max_rows and time.monotonic() < deadline:
+                block = self.source.read_block()
+                if block is None:
+                    break
+                self._take(block, write)
+        return Progress(
+            checkpoint={"offset": self.source.offset, "line": self.source.line},
+            rows_done=self.rows_done,
+            rows_rejected=self.rows_rejected,
+            bytes_done=self.source.offset,
+            finished=self.source.finished,
+        )
+
+    def _take(self, block: Block, write) -> None:
+        if block.rejects:
+            if self.abort_on_reject:
+                first = block.rejects[0]
+                raise JobFailed(f"line {first.line}: {first.reason}", rejects=[first])
+            _save_rejects(self.job, block.rejects)
+            self.rows_rejected += len(block.rejects)
+        if block.rows:
+            write(block.rows)
+            self.rows_done += len(block.rows)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _save_rejects(job: Job, rejects: list[Reject]) -> None:
+    RejectedRow.objects.bulk_create(
+        RejectedRow(job=job, line=r.line, reason=r.reason, content=r.content) for r in rejects
+    )

@@ -1,0 +1,73 @@
+"""Starting an import from a file that has arrived in full."""
+
+import uuid
+from pathlib import Path
+
+from django.db import transaction
+from django.utils import timezone
+
+from collect.datasets.services import dataset_for_import
+from collect.errors import InvalidInput
+from collect.imports.csvsource import HeaderError, read_header
+from collect.imports.job import ON_ERROR_ABORT, ON_ERROR_SKIP
+from collect.jobs.dispatch import job_enqueue
+from collect.jobs.models import Job
+from collect.jobs.states import Kind
+from collect.uploads.storage import upload_store
+
+DEFAULT_TIMESTAMP_COLUMN = "submitted_at"
+
+
+def import_start(
+    *,
+    owner,
+    source: Path,
+    filename: str,
+    dataset_name: str,
+    timestamp_column: str | None = None,
+    on_error: str = ON_ERROR_ABORT,
+) -> Job:
+    """Check the file's header, create its import job and queue it; the file moves into
+    upload storage. Raises InvalidInput, leaving the file where it was, if it cannot work."""
+    if on_error not in (ON_ERROR_ABORT, ON_ERROR_SKIP):
+        raise InvalidInput(f"on_error must be {ON_ERROR_ABORT!r} or {ON_ERROR_SKIP!r}")
+    try:
+        with open(source, "rb") as stream:
+            header = read_header(stream)
+    except HeaderError as error:
+        raise InvalidInput(str(error)) from None
+    timestamp_index = _timestamp_index(header.columns, timestamp_column)
+    job_id = uuid.uuid4()
+    with transaction.atomic():
+        dataset = dataset_for_import(owner=owner, name=dataset_name, columns=header.columns)
+        job = Job(id=job_id, kind=Kind.IMPORT, owner=owner, dataset=dataset)
+        job.bytes_total = source.stat().st_size
+        job.bytes_done = header.end_offset
+        job.checkpoint = {"offset": header.end_offset, "line": header.lines}
+        job.params = {
+            "path": f"{job_id}.csv",
+            "filename": filename,
+            "columns": header.columns,
+            "on_error": on_error,
+            "timestamp_index": timestamp_index,
+            # Rows of a file without a timestamp column are stamped with the upload time.
+            "default_timestamp": _microseconds(timezone.now()),
+        }
+        job.save()
+        upload_store(source, job.params["path"])
+        job_enqueue(job.id)
+    return job
+
+
+def _timestamp_index(columns: list[str], requested: str | None) -> int | None:
+    if requested:
+        if requested not in columns:
+            raise InvalidInput(f"timestamp_column {requested!r} is not in the file's header")
+        return columns.index(requested)
+    if DEFAULT_TIMESTAMP_COLUMN in columns:
+        return columns.index(DEFAULT_TIMESTAMP_COLUMN)
+    return None
+
+
+def _microseconds(moment) -> int:
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond

@@ -1,0 +1,1 @@
+"""The job engine: states, control services, the runner, dispatch and the sweeper."""

@@ -1,0 +1,42 @@
+"""Periodic housekeeping, safe to run in any number of places at once: each job it acts on
+is re-checked under its row lock by the service that changes it."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from collect.jobs import dispatch
+from collect.jobs.models import Job
+from collect.jobs.services import job_expire_pause, job_recover
+from collect.jobs.states import OWNED, Status
+
+log = logging.getLogger(__name__)
+
+
+def sweep() -> None:
+    now = timezone.now()
+    for job_id in Job.objects.filter(status__in=OWNED, lease_expires_at__lt=now).values_list(
+        "pk", flat=True
+    ):
+        log.warning("job %s: its worker stopped renewing the lease; recovering it", job_id)
+        job_recover(job_id=job_id, now=now)
+    deadline = now - timedelta(seconds=settings.COLLECT_PAUSE_TIMEOUT)
+    for job_id in Job.objects.filter(status=Status.PAUSED, paused_at__lt=deadline).values_list(
+        "pk", flat=True
+    ):
+        log.info("job %s: paused for too long; terminating it", job_id)
+        job_expire_pause(job_id=job_id, paused_before=deadline)
+
+
+def recover_all_after_restart() -> None:
+    """For a worker pool that knows it is the only one (the embedded server): every job that
+    claims to be running was left by a previous process, so take it back now, then queue
+    everything that waits."""
+    Job.objects.filter(status__in=OWNED).update(lease_expires_at=timezone.now())
+    sweep()
+    for job_id in (
+        Job.objects.filter(status=Status.QUEUED).order_by("created_at").values_list("pk", flat=True)
+    ):
+        dispatch.dispatcher().enqueue(job_id)

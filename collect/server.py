@@ -1,0 +1,73 @@
+"""`collect serve`: the HTTP server, and in the embedded mode the worker pool beside it."""
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+
+log = logging.getLogger("collect.server")
+_held_locks: list = []  # open lock files, kept for the life of the process
+
+
+def serve(host: str, port: int) -> None:
+    import waitress
+
+    from collect.wsgi import application
+
+    embedded = settings.COLLECT_DISPATCH == "inprocess"
+    if embedded:
+        _hold_data_dir_lock(settings.DATA_DIR / "serve.lock")
+    call_command("migrate", interactive=False, verbosity=0)
+    pool = _start_worker_pool() if embedded else None
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    log.info(
+        "Collect on http://%s:%s/ (API docs at /docs/), data in %s, %s",
+        host,
+        port,
+        settings.DATA_DIR,
+        f"{settings.COLLECT_WORKERS} in-process workers" if embedded else "jobs run by workers",
+    )
+    try:
+        waitress.serve(
+            application,
+            host=host,
+            port=port,
+            threads=8,
+            ident="collect",
+            max_request_body_size=settings.COLLECT_MAX_UPLOAD_BYTES + (1 << 20),
+        )
+    finally:
+        if pool is not None:
+            log.info("stopping: running jobs commit their batch and wait for the next start")
+            pool.stop()
+
+
+def _start_worker_pool():
+    from collect.jobs.dispatch import WorkerPool, dispatcher
+    from collect.jobs.sweeper import recover_all_after_restart
+
+    pool = WorkerPool(settings.COLLECT_WORKERS, dispatcher())
+    recover_all_after_restart()
+    pool.start()
+    return pool
+
+
+def _hold_data_dir_lock(path: Path) -> None:
+    """One embedded server per data directory: it takes over every unfinished job at start,
+    which is only right if no other server is running them."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; one server per data dir is on the user
+        return
+    handle = open(path, "a")  # noqa: SIM115 - held open, and so locked, until the process ends
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        sys.exit(f"another `collect serve` is using {settings.DATA_DIR}; stop it first")
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    _held_locks.append(handle)

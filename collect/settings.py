@@ -1,0 +1,169 @@
+"""Django settings, all read from the environment (PRODUCT.md section 5).
+
+Without DATABASE_URL and CELERY_BROKER_URL this is the embedded deployment: SQLite in WAL
+mode and files under COLLECT_DATA_DIR, jobs run by the in-process worker pool.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DATA_DIR = Path(os.environ.get("COLLECT_DATA_DIR", "var")).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def load_secret_key() -> str:
+    """An explicit DJANGO_SECRET_KEY, else one generated once and kept in the data dir."""
+    if key := os.environ.get("DJANGO_SECRET_KEY"):
+        return key
+    key_file = DATA_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = load_secret_key()
+DEBUG = env_bool("DJANGO_DEBUG")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "collect.datasets",
+    "collect.jobs",
+    "collect.imports",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "collect.urls"
+WSGI_APPLICATION = "collect.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+SQLITE_PATH = DATA_DIR / "collect.sqlite3"
+DATABASES = {
+    "default": dj_database_url.config(default=f"sqlite:///{SQLITE_PATH}", conn_max_age=0),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        # Writers queue for the lock instead of failing; BEGIN IMMEDIATE avoids the
+        # read-to-write upgrade deadlock between job threads and web threads.
+        "timeout": 60,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+WHITENOISE_USE_FINDERS = True  # serve app and sidecar assets without a collectstatic step
+
+# Uploads go to disk beside their final place, so storing one is a rename, never a copy.
+UPLOAD_DIR = DATA_DIR / "uploads"
+FILE_UPLOAD_TEMP_DIR = DATA_DIR / "tmp"
+FILE_UPLOAD_MAX_MEMORY_SIZE = 0
+for directory in (UPLOAD_DIR, FILE_UPLOAD_TEMP_DIR, STATIC_ROOT):
+    directory.mkdir(parents=True, exist_ok=True)
+
+COLLECT_MAX_UPLOAD_BYTES = int(os.environ.get("COLLECT_MAX_UPLOAD_BYTES", 10 * 1024**3))
+COLLECT_PAUSE_TIMEOUT = float(os.environ.get("COLLECT_PAUSE_TIMEOUT", 300))
+COLLECT_WORKERS = int(os.environ.get("COLLECT_WORKERS", 2))
+# A batch ends after this many seconds or rows, whichever comes first (PRODUCT.md section 1).
+COLLECT_BATCH_SECONDS = float(os.environ.get("COLLECT_BATCH_SECONDS", 0.1))
+COLLECT_BATCH_ROWS = int(os.environ.get("COLLECT_BATCH_ROWS", 50_000))
+# A running job's owner must renew its lease this often or lose the job to another worker.
+COLLECT_LEASE_SECONDS = float(os.environ.get("COLLECT_LEASE_SECONDS", 30))
+COLLECT_SWEEP_SECONDS = float(os.environ.get("COLLECT_SWEEP_SECONDS", 1))
+
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+# "inprocess": the embedded worker pool; "celery": jobs go to `collect worker` processes.
+COLLECT_DISPATCH = os.environ.get(
+    "COLLECT_DISPATCH", "celery" if CELERY_BROKER_URL else "inprocess"
+)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "collect.api.errors.exception_handler",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Collect API",
+    "DESCRIPTION": (
+        "Long-running CSV import and export jobs that can be paused, resumed and "
+        "terminated. Authenticate with `Authorization: Token KEY` (see `collect token`)."
+    ),
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("COLLECT_LOG_LEVEL", "INFO")},
+}
+
+FILE_UPLOAD_HANDLERS = ["collect.uploads.handlers.SizeLimitedUploadHandler"]

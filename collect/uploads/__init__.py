@@ -1,0 +1,1 @@
+"""Uploaded files: where they are kept until their import has read them."""
