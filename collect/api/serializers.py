@@ -78,9 +78,12 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class UploadSerializer(serializers.Serializer):
-    file = serializers.FileField(required=False, help_text="The CSV file (or .csv.gz).")
+    # Empty files get the import's own, clearer message.
+    file = serializers.FileField(required=False, allow_empty_file=True, help_text="The CSV file.")
     uploaded_file = serializers.FileField(
-        required=False, help_text="The brief's name for `file`; either is accepted."
+        required=False,
+        allow_empty_file=True,
+        help_text="The brief's name for `file`; either is accepted.",
     )
     dataset = serializers.CharField(required=False, default="responses", max_length=100)
     timestamp_column = serializers.CharField(required=False, allow_blank=True, default="")

@@ -72,7 +72,7 @@ def read_header(stream: BinaryIO) -> Header:
     except (csv.Error, StopIteration) as error:
         raise HeaderError(f"the header is not valid CSV: {error}") from None
     if reason := _dirty_reason(columns):
-        raise HeaderError(f"the header {reason}: this is not a UTF-8 CSV file")
+        raise HeaderError(f"the header {reason}: is this a UTF-8 CSV file?")
     _check_names(columns)
     lines = reader.line_num
     header_text = "".join(io.StringIO(text, newline="").readlines()[:lines])
@@ -123,9 +123,10 @@ class CsvSource:
     def finished(self) -> bool:
         return self.exhausted and not self.pending
 
-    def read_block(self) -> Block | None:
-        """The next block of parsed records, or None at the end of the file."""
-        data, at_end = self._next_chunk()
+    def read_block(self, max_bytes: int = BLOCK_BYTES) -> Block | None:
+        """The next block of parsed records, or None at the end of the file. A block holds
+        the records of about `max_bytes` of the file (at least one whole record)."""
+        data, at_end = self._next_chunk(min(max_bytes, BLOCK_BYTES))
         if not data:
             return None
         text, clean = _decode(data)
@@ -142,10 +143,10 @@ class CsvSource:
         self.line += consumed_lines
         return block
 
-    def _next_chunk(self) -> tuple[bytes, bool]:
+    def _next_chunk(self, size: int) -> tuple[bytes, bool]:
         """Bytes up to the last line break read so far, and whether the file ends there."""
         while True:
-            chunk = self.stream.read(BLOCK_BYTES)
+            chunk = self.stream.read(size)
             if not chunk:
                 self.exhausted = True
                 data, self.pending = self.pending, b""

@@ -40,6 +40,7 @@ class ImportRun:
         self.abort_on_reject = params["on_error"] == ON_ERROR_ABORT
         self.rows_done = job.rows_done
         self.rows_rejected = job.rows_rejected
+        self.bytes_per_row = 256  # a first guess; each block then measures it
         try:
             self.file = upload_open(params["path"])
         except FileNotFoundError:
@@ -55,13 +56,19 @@ class ImportRun:
         segments.segment_create(self.table, self.width)
 
     def step(self, *, deadline: float, max_rows: int) -> Progress:
-        rows_before = self.rows_done
+        rows_left = max_rows
         with segments.segment_writer(self.table, self.width) as write:
-            while self.rows_done - rows_before < max_rows and time.monotonic() < deadline:
-                block = self.source.read_block()
+            while rows_left > 0 and time.monotonic() < deadline:
+                records_before = self.rows_done + self.rows_rejected
+                offset_before = self.source.offset
+                block = self.source.read_block(max_bytes=rows_left * self.bytes_per_row)
                 if block is None:
                     break
                 self._take(block, write)
+                records = self.rows_done + self.rows_rejected - records_before
+                rows_left -= records
+                if records:
+                    self.bytes_per_row = max(1, (self.source.offset - offset_before) // records)
         return Progress(
             checkpoint={"offset": self.source.offset, "line": self.source.line},
             rows_done=self.rows_done,

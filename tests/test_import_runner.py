@@ -1,0 +1,219 @@
+"""The runner on an import, as a worker runs it: batches, control between them, rollback,
+exactly-once after a crash. Runs on whichever database the suite runs on."""
+
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from collect.datasets import segments
+from collect.imports.csvsource import parse_timestamp
+from collect.imports.models import RejectedRow
+from collect.jobs import services
+from collect.jobs.models import Job
+from collect.jobs.runner import run_job
+from collect.jobs.states import Status
+from collect.jobs.sweeper import sweep
+from collect.uploads.storage import upload_path
+from tests.conftest import csv_bytes, segment_rows
+
+pytestmark = pytest.mark.django_db(transaction=True)
+WORKER = "test-worker"
+ROWS = 1000
+SMALL_BATCHES = override_settings(COLLECT_BATCH_ROWS=100)
+
+
+def responses(count: int = ROWS) -> list[list[str]]:
+    return [["id", "submitted_at", "comment"]] + [
+        [str(n), f"2024-01-{1 + n % 28:02d}T12:00:00Z", f'comment, {n}\n"quoted"']
+        for n in range(count)
+    ]
+
+
+def assert_imported_exactly(job, table: list[list[str]]) -> None:
+    rows = segment_rows(job)
+    assert [list(row[2:]) for row in rows] == table[1:]
+    assert [row[1] for row in rows] == [parse_timestamp(r[1]) for r in table[1:]]
+    assert len({row[0] for row in rows}) == len(rows)  # each record once
+
+
+def test_an_import_runs_to_completion_with_every_value_exact(start_import):
+    table = responses()
+    job = start_import(csv_bytes(table))
+    job = run_job(job.pk, worker=WORKER)
+    assert job.status == Status.COMPLETED
+    assert (job.rows_done, job.rows_rejected) == (ROWS, 0)
+    assert job.bytes_done == job.bytes_total
+    assert job.worker == "" and job.finished_at is not None
+    assert_imported_exactly(job, table)
+    assert not upload_path(job.params["path"]).exists()  # the upload is no longer needed
+
+
+def test_without_a_timestamp_column_rows_get_the_upload_time(start_import):
+    job = start_import(csv_bytes([["a"], ["1"], ["2"]]))
+    run_job(job.pk, worker=WORKER)
+    stamps = {row[1] for row in segment_rows(job)}
+    assert stamps == {job.params["default_timestamp"]}
+    assert abs(stamps.pop() - job.created_at.timestamp() * 1e6) < 5e6
+
+
+def test_a_named_timestamp_column_is_used(start_import):
+    job = start_import(csv_bytes([["when", "x"], ["2024-02-03", "1"]]), timestamp_column="when")
+    run_job(job.pk, worker=WORKER)
+    assert segment_rows(job)[0][1] == parse_timestamp("2024-02-03")
+
+
+@SMALL_BATCHES
+def test_pause_commits_the_batch_and_stops_writing(start_import):
+    table = responses()
+    job = start_import(csv_bytes(table))
+
+    paused_after = []
+
+    def pause_after_three_batches(current):
+        paused_after.append(current.rows_done)
+        if len(paused_after) == 3:
+            services.job_pause(job_id=current.pk)
+
+    job = run_job(job.pk, worker=WORKER, after_batch=pause_after_three_batches)
+    assert job.status == Status.PAUSED
+    assert len(paused_after) == 4  # the batch under way when the pause came was committed
+    assert 0 < job.rows_done == paused_after[-1] < ROWS
+    assert len(segment_rows(job)) == job.rows_done
+    assert job.worker == "" and job.paused_at is not None
+    assert run_job(job.pk, worker=WORKER) is None  # a paused job is not run
+    assert len(segment_rows(job)) == job.rows_done
+
+    services.job_resume(job_id=job.pk)
+    job = run_job(job.pk, worker=WORKER)
+    assert job.status == Status.COMPLETED
+    assert job.rows_done == ROWS
+    assert_imported_exactly(job, table)
+
+
+@SMALL_BATCHES
+def test_terminate_while_running_rolls_back_every_row(start_import):
+    job = start_import(csv_bytes(responses()))
+
+    def terminate_after_second_batch(current):
+        if current.rows_done >= 200:
+            services.job_terminate(job_id=current.pk, reason="changed my mind")
+
+    job = run_job(job.pk, worker=WORKER, after_batch=terminate_after_second_batch)
+    assert job.status == Status.TERMINATED
+    assert job.termination_reason == "changed my mind"
+    assert not segments.segment_exists(segments.segment_table(job.pk))
+    assert not upload_path(job.params["path"]).exists()
+
+
+def test_terminate_while_paused_rolls_back_at_once(start_import):
+    job = start_import(csv_bytes(responses()))
+    services.job_pause(job_id=job.pk)
+    job = services.job_terminate(job_id=job.pk)
+    assert job.status == Status.TERMINATED and job.finished_at is not None
+    assert segment_rows(job) == []
+
+
+def test_skip_keeps_good_rows_and_lists_the_rejected(start_import):
+    data = b"id,submitted_at\n1,2024-01-01\n2\n3,2024-01-03\n4,later\n5,2024-01-05\n"
+    job = run_job(start_import(data, on_error="skip").pk, worker=WORKER)
+    assert job.status == Status.COMPLETED
+    assert (job.rows_done, job.rows_rejected) == (3, 2)
+    assert [row[2] for row in segment_rows(job)] == ["1", "3", "5"]
+    rejects = list(RejectedRow.objects.filter(job=job).values_list("line", "reason"))
+    assert rejects == [
+        (3, "expected 2 fields, found 1"),
+        (5, "column 'submitted_at' is not an ISO 8601 date-time: 'later'"),
+    ]
+
+
+@SMALL_BATCHES
+def test_abort_fails_the_job_and_rolls_back_what_it_wrote(start_import):
+    table = responses()
+    table[500] = ["broken row"]
+    job = run_job(start_import(csv_bytes(table)).pk, worker=WORKER)
+    assert job.status == Status.FAILED
+    assert job.error == "line 1000: expected 3 fields, found 1"  # records span 2 lines
+    assert segment_rows(job) == []
+    assert list(RejectedRow.objects.filter(job=job).values_list("line", flat=True)) == [1000]
+
+
+@SMALL_BATCHES
+def test_a_crashed_run_is_recovered_and_every_row_lands_once(start_import):
+    table = responses()
+    job = start_import(csv_bytes(table))
+
+    class WorkerKilled(BaseException):
+        pass
+
+    def crash_after_batch(current):
+        if current.rows_done >= 500:
+            raise WorkerKilled
+
+    with pytest.raises(WorkerKilled):
+        run_job(job.pk, worker="doomed", after_batch=crash_after_batch)
+    job.refresh_from_db()
+    assert job.status == Status.RUNNING and 500 <= job.rows_done < ROWS
+    assert len(segment_rows(job)) == job.rows_done
+
+    sweep()  # the lease still holds: nothing happens yet
+    assert Job.objects.get(pk=job.pk).status == Status.RUNNING
+    Job.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    sweep()
+    assert Job.objects.get(pk=job.pk).status == Status.QUEUED
+
+    job = run_job(job.pk, worker="survivor")
+    assert job.status == Status.COMPLETED
+    assert job.rows_done == ROWS
+    assert_imported_exactly(job, table)
+
+
+@SMALL_BATCHES
+def test_a_worker_that_lost_its_job_cannot_commit_another_batch(start_import):
+    table = responses()
+    job = start_import(csv_bytes(table))
+
+    committed = []
+
+    def lose_the_job(current):
+        committed.append(current.rows_done)
+        if len(committed) == 2:  # as if the lease ran out and another worker took it
+            Job.objects.filter(pk=current.pk).update(worker="someone-else")
+
+    assert run_job(job.pk, worker=WORKER, after_batch=lose_the_job) is None
+    assert len(committed) == 2
+    assert len(segment_rows(job)) == committed[-1]  # the next batch was rolled back
+
+
+def test_a_job_paused_too_long_is_terminated(start_import):
+    job = start_import(csv_bytes(responses()))
+    services.job_pause(job_id=job.pk)
+    with override_settings(COLLECT_PAUSE_TIMEOUT=60):
+        sweep()
+        assert Job.objects.get(pk=job.pk).status == Status.PAUSED
+    Job.objects.filter(pk=job.pk).update(paused_at=timezone.now() - timedelta(seconds=61))
+    with override_settings(COLLECT_PAUSE_TIMEOUT=60):
+        sweep()
+    job.refresh_from_db()
+    assert job.status == Status.TERMINATED
+    assert job.termination_reason == "pause timeout"
+
+
+def test_a_resumed_job_is_not_terminated_by_its_old_pause(start_import):
+    job = start_import(csv_bytes(responses()))
+    services.job_pause(job_id=job.pk)
+    Job.objects.filter(pk=job.pk).update(paused_at=timezone.now() - timedelta(hours=1))
+    services.job_resume(job_id=job.pk)
+    with override_settings(COLLECT_PAUSE_TIMEOUT=1):
+        sweep()
+    job = run_job(job.pk, worker=WORKER)
+    assert job.status == Status.COMPLETED
+
+
+def test_a_failed_source_file_fails_the_job(start_import):
+    job = start_import(csv_bytes(responses(10)))
+    upload_path(job.params["path"]).unlink()
+    job = run_job(job.pk, worker=WORKER)
+    assert job.status == Status.FAILED
+    assert job.error == "the uploaded file is gone from storage"
