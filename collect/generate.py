@@ -25,15 +25,15 @@ LAST_NAMES = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", 
 COUNTRIES = ["Norway", "Kenya", "Brazil", "Japan", "Canada", "India", "Côte d'Ivoire", "Peru"]
 COLOURS = ["red", "green", "blue", "teal", "amber", "violet", "black"]
 COMMENTS = [
-    "Great service, would use again",
-    'The form said "optional" but it was not',
-    "Too slow, please fix the export page",
-    "Loved it; told my friends, my family, and my cat",
+    "Great service, would use again; the staff were friendly and the queue was short",
+    'The form said "optional" but it would not let me submit without filling it in',
+    "Too slow, please fix the export page: it times out whenever I pick a whole year",
+    "Loved it; told my friends, my family, and my cat, who was not impressed at all",
     "",
     "N/A",
-    "Could the survey be shorter? It took 20 minutes",
+    "Could the survey be shorter? It took me twenty minutes, and I type quickly",
 ]
-REFERRERS = ["newsletter", "search", "friend", "twitter", "unknown"]
+REFERRERS = ["newsletter", "search", "friend", "social", "unknown"]
 
 
 def generate(path: Path, rows: int, *, seed: int = 0, start: datetime | None = None) -> None:
@@ -49,7 +49,7 @@ def generate(path: Path, rows: int, *, seed: int = 0, start: datetime | None = N
             moment = start - timedelta(seconds=rng.randrange(span))
             writer.writerow(
                 [
-                    f"r{number:09d}-{rng.getrandbits(64):016x}",
+                    f"{number:012d}-{rng.getrandbits(96):024x}",
                     moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     f"{first} {last}",
                     f"{first.lower()}.{last.lower()}{rng.randrange(1000)}@example.org",
@@ -59,6 +59,6 @@ def generate(path: Path, rows: int, *, seed: int = 0, start: datetime | None = N
                     rng.choice(("true", "false")),
                     rng.choice(COLOURS),
                     rng.choice(COMMENTS),
-                    f"{rng.choice(REFERRERS)}-campaign-{rng.randrange(10**6):06d}",
+                    f"https://example.org/{rng.choice(REFERRERS)}?campaign={rng.randrange(10**6)}",
                 ]
             )

@@ -128,6 +128,16 @@ COLLECT_LEASE_SECONDS = float(os.environ.get("COLLECT_LEASE_SECONDS", 30))
 COLLECT_SWEEP_SECONDS = float(os.environ.get("COLLECT_SWEEP_SECONDS", 1))
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+# Celery only wakes workers (the job row is the truth), so its settings favour one job per
+# worker slot and no result storage.
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_CONCURRENCY = int(os.environ.get("COLLECT_WORKERS", 2))
+# A queued job whose wake-up message may have been lost (a broker restart) is sent again.
+COLLECT_REDISPATCH_SECONDS = float(os.environ.get("COLLECT_REDISPATCH_SECONDS", 30))
 # "inprocess": the embedded worker pool; "celery": jobs go to `collect worker` processes.
 COLLECT_DISPATCH = os.environ.get(
     "COLLECT_DISPATCH", "celery" if CELERY_BROKER_URL else "inprocess"

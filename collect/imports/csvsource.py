@@ -131,10 +131,9 @@ class CsvSource:
             return None
         text, clean = _decode(data)
         block = Block()
-        consumed_lines = self._parse(text, clean, at_end, block)
-        if consumed_lines is None:  # the usual case: every line ended a record
+        consumed_lines, complete = self._parse(text, clean, at_end, block)
+        if complete:  # the usual case: the chunk ended with a record
             consumed_bytes = len(data)
-            consumed_lines = _count_lines(text)
         else:  # a record runs on into the next chunk: read its lines again with that chunk
             lines = io.StringIO(text, newline="").readlines()[:consumed_lines]
             consumed_bytes = len("".join(lines).encode("utf-8", "surrogateescape"))
@@ -160,26 +159,26 @@ class CsvSource:
             if len(data) > MAX_FIELD_CHARS * 4:
                 return data, False  # one huge line: let the parser reject it
 
-    def _parse(self, text: str, clean: bool, at_end: bool, block: Block) -> int | None:
-        """Parse `text` into `block`. Returns None when all of it was parsed, else how many
-        of its lines hold whole records before one that the text cuts short."""
+    def _parse(self, text: str, clean: bool, at_end: bool, block: Block) -> tuple[int, bool]:
+        """Parse `text` into `block`. Returns how many of its lines were used, and whether
+        that is all of them (else the last record goes on past the end of `text`)."""
         reader = csv.reader(io.StringIO(text, newline=""), strict=True)
         progress = _LinesDone()
         while True:
             try:
                 self._parse_rows(reader, progress, clean, block)
-                return None
+                return progress.lines, True
             except csv.Error as error:
                 start = self.line + progress.lines + 1
                 if "unexpected end of data" not in str(error):
                     block.rejects.append(Reject(start, f"malformed CSV: {error}", ""))
                     progress.lines = reader.line_num
                 elif not at_end:
-                    return progress.lines  # a quoted field goes on in the next chunk
+                    return progress.lines, False  # a quoted field goes on in the next chunk
                 else:
                     reason = "unclosed quote: the file ends inside a quoted field"
                     block.rejects.append(Reject(start, reason, ""))
-                    return None
+                    return reader.line_num, True
 
     def _parse_rows(self, reader, progress: "_LinesDone", clean: bool, block: Block) -> None:
         rows, rejects = block.rows, block.rejects
@@ -187,6 +186,7 @@ class CsvSource:
         first_line = self.line
         timestamp_index = self.timestamp_index
         default_timestamp = self.default_timestamp
+        fromisoformat = datetime.fromisoformat
         done = progress.lines
         try:
             for row in reader:
@@ -201,12 +201,14 @@ class CsvSource:
                     continue
                 if timestamp_index is None:
                     row.append(default_timestamp)
-                else:
+                else:  # parse_timestamp, inlined: this loop runs once per row
                     try:
-                        row.append(parse_timestamp(row[timestamp_index]))
+                        moment = fromisoformat(row[timestamp_index])
                     except ValueError:
                         rejects.append(_reject(line, row, self._timestamp_reason(row)))
                         continue
+                    epoch = _EPOCH_NAIVE if moment.tzinfo is None else _EPOCH
+                    row.append((moment - epoch) // _MICROSECOND)
                 row.append(line)
                 rows.append(row)
         finally:
@@ -224,11 +226,6 @@ class _LinesDone:
     """How many lines of a chunk complete records have used, kept across a csv.Error."""
 
     lines = 0
-
-
-def _count_lines(text: str) -> int:
-    breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
-    return breaks + (not text.endswith(("\n", "\r")))
 
 
 def _decode(data: bytes) -> tuple[str, bool]:

@@ -57,6 +57,7 @@ class ImportRun:
 
     def step(self, *, deadline: float, max_rows: int) -> Progress:
         rows_left = max_rows
+        rejects: list[Reject] = []
         with segments.segment_writer(self.table, self.width) as write:
             while rows_left > 0 and time.monotonic() < deadline:
                 records_before = self.rows_done + self.rows_rejected
@@ -64,11 +65,12 @@ class ImportRun:
                 block = self.source.read_block(max_bytes=rows_left * self.bytes_per_row)
                 if block is None:
                     break
-                self._take(block, write)
+                self._take(block, write, rejects)
                 records = self.rows_done + self.rows_rejected - records_before
                 rows_left -= records
                 if records:
                     self.bytes_per_row = max(1, (self.source.offset - offset_before) // records)
+        _save_rejects(self.job, rejects)  # after the COPY: a connection does one thing at a time
         return Progress(
             checkpoint={"offset": self.source.offset, "line": self.source.line},
             rows_done=self.rows_done,
@@ -77,12 +79,12 @@ class ImportRun:
             finished=self.source.finished,
         )
 
-    def _take(self, block: Block, write) -> None:
+    def _take(self, block: Block, write, rejects: list[Reject]) -> None:
         if block.rejects:
             if self.abort_on_reject:
                 first = block.rejects[0]
                 raise JobFailed(f"line {first.line}: {first.reason}", rejects=[first])
-            _save_rejects(self.job, block.rejects)
+            rejects += block.rejects
             self.rows_rejected += len(block.rejects)
         if block.rows:
             write(block.rows)

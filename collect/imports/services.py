@@ -41,6 +41,7 @@ def import_start(
     with transaction.atomic():
         dataset = dataset_for_import(owner=owner, name=dataset_name, columns=header.columns)
         job = Job(id=job_id, kind=Kind.IMPORT, owner=owner, dataset=dataset)
+        job.queued_at = timezone.now()
         job.bytes_total = source.stat().st_size
         job.bytes_done = header.end_offset
         job.checkpoint = {"offset": header.end_offset, "line": header.lines}

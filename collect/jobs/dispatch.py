@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 
 
 class Dispatcher:
+    # Whether a wake-up can vanish (a broker restart): then the sweeper sends it again.
+    may_lose_messages = False
+
     def enqueue(self, job_id) -> None:
         raise NotImplementedError
 
@@ -34,8 +37,24 @@ class InProcessDispatcher(Dispatcher):
         self.queue.put(job_id)
 
 
+class CeleryDispatcher(Dispatcher):
+    """Sends job ids to `collect worker` processes through the broker."""
+
+    may_lose_messages = True
+
+    def enqueue(self, job_id) -> None:
+        from collect.jobs.tasks import run_job_task
+
+        try:
+            run_job_task.delay(str(job_id))
+        except Exception:  # the job stays queued in the database; the sweeper retries
+            log.exception("job %s: could not reach the broker; will send it again", job_id)
+
+
 @cache
 def dispatcher() -> Dispatcher:
+    if settings.COLLECT_DISPATCH == "celery":
+        return CeleryDispatcher()
     return InProcessDispatcher()
 
 

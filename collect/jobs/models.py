@@ -23,6 +23,7 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     paused_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)  # when a worker was last woken
 
     rows_done = models.BigIntegerField(default=0)
     rows_rejected = models.BigIntegerField(default=0)

@@ -50,6 +50,13 @@ def _release(job: Job) -> None:
     job.lease_expires_at = None
 
 
+def _queue(job: Job) -> None:
+    """Put the job back in the queue and wake a worker once this transaction commits."""
+    job.status = Status.QUEUED
+    job.queued_at = timezone.now()
+    dispatch.job_enqueue(job.id)
+
+
 @transaction.atomic
 def job_pause(*, job_id) -> Job:
     job = _locked(job_id)
@@ -71,11 +78,12 @@ def job_resume(*, job_id) -> Job:
         return job
     if job.status not in RESUME_FROM:
         raise _conflict(job, "resume")
-    job.status = RESUME_FROM[job.status]
+    if job.status == Status.PAUSED:
+        _queue(job)
+    else:
+        job.status = RESUME_FROM[job.status]
     job.paused_at = None
-    job.save(update_fields=["status", "paused_at"])
-    if job.status == Status.QUEUED:
-        dispatch.job_enqueue(job.id)
+    job.save()
     return job
 
 
@@ -152,7 +160,7 @@ def job_commit_batch(
         job.paused_at = now
         _release(job)
     elif stop_requested:  # the worker is shutting down: hand the job back to the queue
-        job.status = Status.QUEUED
+        _queue(job)
         _release(job)
     job.save()
     return job
@@ -187,7 +195,7 @@ def job_release(*, job_id, worker: str) -> None:
     if job.worker != worker:
         return
     if job.status == Status.RUNNING:
-        job.status = Status.QUEUED
+        _queue(job)
     elif job.status == Status.PAUSING:
         job.status = Status.PAUSED
         job.paused_at = timezone.now()
@@ -217,11 +225,21 @@ def job_recover(*, job_id, now=None) -> Job:
         _roll_back(job, Status.TERMINATED)
         return job
     if job.status == Status.RUNNING:
-        job.status = Status.QUEUED
-        dispatch.job_enqueue(job.id)
+        _queue(job)
     else:
         job.status = Status.PAUSED
         job.paused_at = now
     _release(job)
     job.save()
+    return job
+
+
+@transaction.atomic
+def job_redispatch(*, job_id, queued_before) -> Job:
+    """Wake a worker again for a job that has waited since before `queued_before`: the
+    message that should have woken one may have been lost with a broker restart."""
+    job = _locked(job_id)
+    if job.status == Status.QUEUED and job.queued_at and job.queued_at < queued_before:
+        _queue(job)
+        job.save(update_fields=["status", "queued_at"])
     return job

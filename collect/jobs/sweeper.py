@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from collect.jobs import dispatch
 from collect.jobs.models import Job
-from collect.jobs.services import job_expire_pause, job_recover
+from collect.jobs.services import job_expire_pause, job_recover, job_redispatch
 from collect.jobs.states import OWNED, Status
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,12 @@ def sweep() -> None:
     ):
         log.info("job %s: paused for too long; terminating it", job_id)
         job_expire_pause(job_id=job_id, paused_before=deadline)
+    if dispatch.dispatcher().may_lose_messages:
+        stale = now - timedelta(seconds=settings.COLLECT_REDISPATCH_SECONDS)
+        for job_id in Job.objects.filter(status=Status.QUEUED, queued_at__lt=stale).values_list(
+            "pk", flat=True
+        ):
+            job_redispatch(job_id=job_id, queued_before=stale)
 
 
 def recover_all_after_restart() -> None:
