@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=int(os.environ.get("COLLECT_PORT", 8000)))
     serve.set_defaults(run=_serve)
 
+    worker = commands.add_parser("worker", help="run a Celery worker (distributed deployment)")
+    worker.add_argument("--concurrency", type=int, help="jobs at once (default COLLECT_WORKERS)")
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(run=_worker)
+
     token = commands.add_parser("token", help="print an API token for USERNAME (created if new)")
     token.add_argument("username")
     token.set_defaults(run=_token)
@@ -61,6 +66,13 @@ def _serve(args) -> None:
     if args.host not in ("0.0.0.0", "::") and args.host not in settings.ALLOWED_HOSTS:
         settings.ALLOWED_HOSTS.append(args.host)
     serve(args.host, args.port)
+
+
+def _worker(args) -> None:
+    _setup_django()
+    from collect.worker import run_worker
+
+    run_worker(args.concurrency, args.loglevel)
 
 
 def _token(args) -> None:

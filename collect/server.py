@@ -16,6 +16,7 @@ _held_locks: list = []  # open lock files, kept for the life of the process
 def serve(host: str, port: int) -> None:
     import waitress
 
+    from collect.jobs.sweeper import SweeperThread
     from collect.wsgi import application
 
     embedded = settings.COLLECT_DISPATCH == "inprocess"
@@ -23,6 +24,8 @@ def serve(host: str, port: int) -> None:
         _hold_data_dir_lock(settings.DATA_DIR / "serve.lock")
     call_command("migrate", interactive=False, verbosity=0)
     pool = _start_worker_pool() if embedded else None
+    sweeper = SweeperThread()
+    sweeper.start()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     log.info(
         "Collect on http://%s:%s/ (API docs at /docs/), data in %s, %s",
@@ -41,13 +44,15 @@ def serve(host: str, port: int) -> None:
             max_request_body_size=settings.COLLECT_MAX_UPLOAD_BYTES + (1 << 20),
         )
     finally:
+        sweeper.stop()
         if pool is not None:
             log.info("stopping: running jobs commit their batch and wait for the next start")
             pool.stop()
 
 
 def _start_worker_pool():
-    from collect.jobs.dispatch import WorkerPool, dispatcher
+    from collect.jobs.dispatch import dispatcher
+    from collect.jobs.pool import WorkerPool
     from collect.jobs.sweeper import recover_all_after_restart
 
     pool = WorkerPool(settings.COLLECT_WORKERS, dispatcher())

@@ -136,6 +136,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_CONCURRENCY = int(os.environ.get("COLLECT_WORKERS", 2))
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("COLLECT_QUEUE", "collect")
 # A queued job whose wake-up message may have been lost (a broker restart) is sent again.
 COLLECT_REDISPATCH_SECONDS = float(os.environ.get("COLLECT_REDISPATCH_SECONDS", 30))
 # "inprocess": the embedded worker pool; "celery": jobs go to `collect worker` processes.

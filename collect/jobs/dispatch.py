@@ -6,11 +6,10 @@ queued any more does nothing, so losing or repeating a message is harmless.
 
 import logging
 import queue
-import threading
 from functools import cache
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import transaction
 
 log = logging.getLogger(__name__)
 
@@ -61,58 +60,3 @@ def dispatcher() -> Dispatcher:
 def job_enqueue(job_id) -> None:
     """Wake a worker for the job once the transaction that queued it has committed."""
     transaction.on_commit(lambda: dispatcher().enqueue(job_id))
-
-
-class WorkerPool:
-    """Threads that run queued jobs one at a time each, plus the periodic sweeper."""
-
-    def __init__(self, size: int, dispatcher: InProcessDispatcher) -> None:
-        self.size = size
-        self.jobs = dispatcher.queue
-        self.stopping = threading.Event()
-        self.threads: list[threading.Thread] = []
-
-    def start(self) -> None:
-        for number in range(self.size):
-            self._spawn(self._work, f"collect-worker-{number}")
-        self._spawn(self._sweep, "collect-sweeper")
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask every runner to commit its batch and hand its job back, then wait for them."""
-        self.stopping.set()
-        for _ in range(self.size):
-            self.jobs.put(None)
-        for thread in self.threads:
-            thread.join(timeout)
-
-    def _spawn(self, target, name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
-        thread.start()
-        self.threads.append(thread)
-
-    def _work(self) -> None:
-        from collect.jobs.runner import run_job, worker_name
-
-        while not self.stopping.is_set():
-            job_id = self.jobs.get()
-            if job_id is None:
-                break
-            try:
-                run_job(job_id, worker=worker_name(), stop=self.stopping)
-            except Exception:
-                log.exception("job %s: the runner crashed", job_id)
-            finally:
-                close_old_connections()
-        connection.close()
-
-    def _sweep(self) -> None:
-        from collect.jobs.sweeper import sweep
-
-        while not self.stopping.wait(settings.COLLECT_SWEEP_SECONDS):
-            try:
-                sweep()
-            except Exception:
-                log.exception("the sweep failed; trying again shortly")
-            finally:
-                close_old_connections()
-        connection.close()

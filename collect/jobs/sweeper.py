@@ -2,9 +2,11 @@
 is re-checked under its row lock by the service that changes it."""
 
 import logging
+import threading
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from collect.jobs import dispatch
@@ -46,3 +48,24 @@ def recover_all_after_restart() -> None:
         Job.objects.filter(status=Status.QUEUED).order_by("created_at").values_list("pk", flat=True)
     ):
         dispatch.dispatcher().enqueue(job_id)
+
+
+class SweeperThread(threading.Thread):
+    """Runs `sweep` every COLLECT_SWEEP_SECONDS in the background of a server or worker."""
+
+    def __init__(self) -> None:
+        super().__init__(name="collect-sweeper", daemon=True)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(settings.COLLECT_SWEEP_SECONDS):
+            try:
+                sweep()
+            except Exception:
+                log.exception("the sweep failed; trying again shortly")
+            finally:
+                close_old_connections()
+        connection.close()
+
+    def stop(self) -> None:
+        self.stopping.set()

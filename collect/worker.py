@@ -1,0 +1,33 @@
+"""`collect worker`: a Celery worker of the distributed deployment, with a sweeper beside it."""
+
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
+
+from collect.celery import app
+from collect.jobs.sweeper import SweeperThread
+
+_sweeper = SweeperThread()
+
+
+@worker_ready.connect
+def _start_sweeper(**_) -> None:
+    _sweeper.start()
+
+
+@worker_shutdown.connect
+def _stop_sweeper(**_) -> None:
+    _sweeper.stop()
+
+
+def run_worker(concurrency: int | None = None, loglevel: str = "INFO") -> None:
+    if settings.COLLECT_DISPATCH != "celery":
+        raise SystemExit("collect worker needs CELERY_BROKER_URL (and DATABASE_URL) set")
+    app.worker_main(
+        [
+            "worker",
+            f"--loglevel={loglevel}",
+            f"--concurrency={concurrency or settings.CELERY_WORKER_CONCURRENCY}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
