@@ -23,6 +23,17 @@ def serve(host: str, port: int) -> None:
     if embedded:
         _hold_data_dir_lock(settings.DATA_DIR / "serve.lock")
     call_command("migrate", interactive=False, verbosity=0)
+    try:  # bind before taking over any job: a taken port must not leave jobs half-started
+        server = waitress.create_server(
+            application,
+            host=host,
+            port=port,
+            threads=8,
+            ident="collect",
+            max_request_body_size=settings.COLLECT_MAX_UPLOAD_BYTES + (1 << 20),
+        )
+    except OSError as error:
+        sys.exit(f"cannot listen on {host}:{port}: {error.strerror}")
     pool = _start_worker_pool() if embedded else None
     sweeper = SweeperThread()
     sweeper.start()
@@ -34,15 +45,9 @@ def serve(host: str, port: int) -> None:
         settings.DATA_DIR,
         f"{settings.COLLECT_WORKERS} in-process workers" if embedded else "jobs run by workers",
     )
+    server.print_listen("Serving on http://{}:{}")
     try:
-        waitress.serve(
-            application,
-            host=host,
-            port=port,
-            threads=8,
-            ident="collect",
-            max_request_body_size=settings.COLLECT_MAX_UPLOAD_BYTES + (1 << 20),
-        )
+        server.run()
     finally:
         sweeper.stop()
         if pool is not None:
@@ -73,6 +78,7 @@ def _hold_data_dir_lock(path: Path) -> None:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         sys.exit(f"another `collect serve` is using {settings.DATA_DIR}; stop it first")
+    handle.truncate(0)
     handle.write(f"{os.getpid()}\n")
     handle.flush()
     _held_locks.append(handle)

@@ -27,6 +27,7 @@ def run_worker(concurrency: int | None = None, loglevel: str = "INFO") -> None:
             "worker",
             f"--loglevel={loglevel}",
             f"--concurrency={concurrency or settings.CELERY_WORKER_CONCURRENCY}",
+            "--pool=threads",  # see collect.jobs.tasks: lets a shutdown hand jobs back
             "--without-gossip",
             "--without-mingle",
         ]

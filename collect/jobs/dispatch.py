@@ -41,6 +41,9 @@ class CeleryDispatcher(Dispatcher):
 
     may_lose_messages = True
 
+    def __init__(self) -> None:
+        import collect.celery  # noqa: F401 - the configured app must exist before a task is sent
+
     def enqueue(self, job_id) -> None:
         from collect.jobs.tasks import run_job_task
 

@@ -1,0 +1,390 @@
+"""Collect's benchmark: one command, every figure of PRODUCT.md section 6 that it can measure
+here, each next to its baseline measured in the same run.
+
+    .venv/bin/python bench/run.py [--rows 1000000] [--repeat 3] [--skip-postgres]
+
+It generates the rows (once, cached in bench/out/), then measures: `psql \\copy` and Collect
+on PostgreSQL (serve + 2 Celery workers) end to end, a bare csv.reader + executemany loop and
+Collect on SQLite (the embedded server), pause latency (API call → `paused`), rollback time
+of a terminated import, and the peak RSS of the web and worker processes. Prints a table and
+writes it to bench/out/results.md. Timings are only reported, never asserted.
+"""
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+BIN = Path(sys.executable).parent
+POSTGRES_URL = os.environ.get("COLLECT_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("COLLECT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+# Processes and HTTP
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Stack:
+    """A running Collect: `collect serve`, plus Celery workers when distributed."""
+
+    def __init__(self, env: dict[str, str], workers: int = 0) -> None:
+        self.env = env
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.logs = Path(env["COLLECT_DATA_DIR"])
+        self.web = self._spawn("web", "serve", "--port", str(self.port))
+        self._wait_until_up()  # the server migrates the database first
+        self.workers = [self._spawn(f"worker{n}", "worker") for n in range(workers)]
+        self.token = self._token()
+        time.sleep(3 if workers else 0)  # let the workers connect to the broker
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
+        return subprocess.Popen(
+            [str(BIN / "collect"), *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def _token(self) -> str:
+        done = subprocess.run(
+            [str(BIN / "collect"), "token", "bench"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip().splitlines()[-1]
+
+    def _wait_until_up(self) -> None:
+        deadline, last_error = time.monotonic() + 60, None
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.url + "/api/schema/", timeout=5).close()
+                return
+            except (urllib.error.URLError, ConnectionError) as error:
+                last_error = error
+                time.sleep(0.2)
+        raise RuntimeError(f"the server did not come up: {last_error}")
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers=None) -> dict:
+        request = urllib.request.Request(
+            self.url + path,
+            data=body,
+            method=method,
+            headers={"Authorization": f"Token {self.token}", **(headers or {})},
+        )
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return json.loads(response.read())
+
+    def upload(self, path: Path, dataset: str) -> dict:
+        """POST the file as multipart, streamed from disk."""
+        boundary = uuid.uuid4().hex
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="dataset"\r\n\r\n{dataset}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{path.name}"\r\nContent-Type: text/csv\r\n\r\n'
+        ).encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+        length = len(head) + path.stat().st_size + len(tail)
+
+        def body():
+            yield head
+            with open(path, "rb") as stream:
+                while chunk := stream.read(1 << 20):
+                    yield chunk
+            yield tail
+
+        request = urllib.request.Request(
+            self.url + "/api/upload-file/",
+            data=body(),
+            method="POST",
+            headers={
+                "Authorization": f"Token {self.token}",
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Content-Length": str(length),
+            },
+        )
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return json.loads(response.read())
+
+    def job(self, task_id: str) -> dict:
+        return self.request("GET", f"/api/tasks/{task_id}/")
+
+    def wait_for(self, task_id: str, states: set[str], timeout: float = 600) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.job(task_id)
+            if job["status"] in states:
+                return job
+            time.sleep(0.005)
+        raise RuntimeError(f"task {task_id} did not reach {states}: {job}")
+
+    def peak_rss_mb(self) -> dict[str, float]:
+        return {
+            "web": _peak_rss(self.web.pid),
+            "workers": max((_tree_peak_rss(w.pid) for w in self.workers), default=0.0),
+        }
+
+    def stop(self) -> None:
+        for process in [self.web, *self.workers]:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in [self.web, *self.workers]:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def _peak_rss(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _tree_peak_rss(pid: int) -> float:
+    """The largest peak RSS among a process and its children (Celery's pool processes)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    pids = [pid, *map(int, children.read_text().split())] if children.exists() else [pid]
+    return max(_peak_rss(p) for p in pids)
+
+
+def seconds_between(job: dict, start: str, end: str) -> float:
+    from datetime import datetime
+
+    return (datetime.fromisoformat(job[end]) - datetime.fromisoformat(job[start])).total_seconds()
+
+
+# The measurements
+
+
+def measure_import(stack: Stack, path: Path, rows: int, dataset: str) -> float:
+    """Rows/s from the upload's arrival (job created) to the job's completion."""
+    job = stack.upload(path, dataset)
+    job = stack.wait_for(job["task_id"], {"completed", "failed"})
+    assert job["status"] == "completed" and job["progress"]["rows_done"] == rows, job
+    return rows / seconds_between(job, "created_at", "finished_at")
+
+
+def measure_pause_latency(stack: Stack, path: Path, dataset: str, pauses: int) -> list[float]:
+    """Seconds from the pause call to the job reported `paused`, over many pauses."""
+    task_id = stack.upload(path, dataset)["task_id"]
+    stack.wait_for(task_id, {"running"})
+    latencies = []
+    for _ in range(pauses):
+        time.sleep(0.15)  # let it run a batch or two
+        started = time.perf_counter()
+        stack.request("POST", f"/api/tasks/{task_id}/pause/")
+        job = stack.wait_for(task_id, {"paused", "completed"})
+        if job["status"] == "completed":
+            break
+        latencies.append(time.perf_counter() - started)
+        stack.request("POST", f"/api/tasks/{task_id}/resume/")
+        stack.wait_for(task_id, {"running", "completed"})
+    stack.request("POST", f"/api/tasks/{task_id}/terminate/")
+    stack.wait_for(task_id, {"terminated", "completed"})
+    return latencies
+
+
+def measure_rollback(stack: Stack, path: Path, dataset: str, rows: int) -> tuple[float, int]:
+    """Seconds from terminate to `terminated` for an import most of the way through."""
+    task_id = stack.upload(path, dataset)["task_id"]
+    while (job := stack.job(task_id))["progress"]["rows_done"] < rows * 0.8:
+        time.sleep(0.02)
+    started = time.perf_counter()
+    stack.request("POST", f"/api/tasks/{task_id}/terminate/")
+    stack.wait_for(task_id, {"terminated"})
+    return time.perf_counter() - started, job["progress"]["rows_done"]
+
+
+def psql_copy_rate(database_url: str, path: Path, rows: int, width: int) -> float:
+    columns = ", ".join(f"c{n} text" for n in range(1, width + 1))
+    psql = ["psql", database_url, "-q", "-v", "ON_ERROR_STOP=1"]
+    subprocess.run([*psql, "-c", f"DROP TABLE IF EXISTS plain; CREATE TABLE plain ({columns})"])
+    started = time.perf_counter()
+    subprocess.run(
+        [*psql, "-c", f"\\copy plain FROM '{path}' WITH (FORMAT csv, HEADER true)"], check=True
+    )
+    return rows / (time.perf_counter() - started)
+
+
+def sqlite_baseline_rate(path: Path, rows: int, directory: Path) -> float:
+    """A bare csv.reader + executemany loop into a text-column table, 10k rows a commit."""
+    database = directory / "baseline.sqlite3"
+    database.unlink(missing_ok=True)
+    connection = sqlite3.connect(database, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    started = time.perf_counter()
+    with open(path, newline="", encoding="utf-8") as stream:
+        reader = csv.reader(stream)
+        width = len(next(reader))
+        connection.execute(f"CREATE TABLE plain ({', '.join(f'c{n} text' for n in range(width))})")
+        insert = f"INSERT INTO plain VALUES ({', '.join('?' * width)})"
+        while batch := [row for _, row in zip(range(10_000), reader, strict=False)]:
+            connection.execute("BEGIN")
+            connection.executemany(insert, batch)
+            connection.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return rows / elapsed
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+# The run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pauses", type=int, default=20)
+    parser.add_argument("--skip-postgres", action="store_true")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    data = OUT / f"responses-{args.rows}.csv"
+    if not data.exists():
+        print(f"generating {args.rows} rows …", flush=True)
+        subprocess.run([str(BIN / "collect"), "generate", str(args.rows), "-o", str(data)])
+    width = len(data.open().readline().split(","))
+    results: list[tuple[str, str, str]] = []
+
+    def report(what: str, value: str, note: str = "") -> None:
+        results.append((what, value, note))
+        print(f"{what:<55} {value:>16}  {note}", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="collect-bench-") as scratch:
+        scratch_dir = Path(scratch)
+        if not args.skip_postgres:
+            bench_postgres(args, data, width, scratch_dir, report)
+        bench_sqlite(args, data, scratch_dir, report)
+    write_results(args, results)
+
+
+def bench_postgres(args, data: Path, width: int, scratch: Path, report) -> None:
+    import psycopg
+
+    name = f"collect_bench_{uuid.uuid4().hex[:8]}"
+    database_url = f"{POSTGRES_URL}/{name}"
+    with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    data_dir = scratch / "postgres"
+    data_dir.mkdir()
+    env = {
+        **os.environ,
+        "COLLECT_DATA_DIR": str(data_dir),
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": REDIS_URL,
+        "COLLECT_QUEUE": f"collect-bench-{name}",
+    }
+    stack = Stack(env, workers=2)
+    try:
+        copy_rates, collect_rates = [], []
+        for run in range(args.repeat):  # interleaved, so both see the same machine
+            copy_rates.append(psql_copy_rate(database_url, data, args.rows, width))
+            collect_rates.append(measure_import(stack, data, args.rows, f"pg{run}"))
+        copy, ours = statistics.median(copy_rates), statistics.median(collect_rates)
+        report("PostgreSQL: psql \\copy FROM file (rows/s)", f"{copy:,.0f}", "baseline")
+        report(
+            "PostgreSQL: Collect import, upload done → completed",
+            f"{ours:,.0f}",
+            f"ratio {ours / copy:.2f} (target ≥ 0.5)",
+        )
+        latencies = measure_pause_latency(stack, data, "pg-pause", args.pauses)
+        report(
+            "PostgreSQL: pause latency p50 / p99 (ms)",
+            f"{percentile(latencies, 0.5) * 1000:.0f} / {percentile(latencies, 0.99) * 1000:.0f}",
+            f"{len(latencies)} pauses (target p99 < 250)",
+        )
+        seconds, rows = measure_rollback(stack, data, "pg-rollback", args.rows)
+        report(
+            "PostgreSQL: terminate → terminated (s)",
+            f"{seconds:.2f}",
+            f"{rows:,} rows written (target < 3 s)",
+        )
+        rss = stack.peak_rss_mb()
+        report("PostgreSQL: peak RSS web / worker (MB)", f"{rss['web']:.0f} / {rss['workers']:.0f}")
+    finally:
+        stack.stop()
+        with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def bench_sqlite(args, data: Path, scratch: Path, report) -> None:
+    data_dir = scratch / "sqlite"
+    data_dir.mkdir()
+    env = {**os.environ, "COLLECT_DATA_DIR": str(data_dir)}
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "COLLECT_QUEUE"):
+        env.pop(name, None)
+    stack = Stack(env)
+    try:
+        base_rates, collect_rates = [], []
+        for run in range(args.repeat):
+            base_rates.append(sqlite_baseline_rate(data, args.rows, scratch))
+            collect_rates.append(measure_import(stack, data, args.rows, f"lite{run}"))
+        base, ours = statistics.median(base_rates), statistics.median(collect_rates)
+        report("SQLite: csv.reader + executemany (rows/s)", f"{base:,.0f}", "baseline")
+        report(
+            "SQLite: Collect import, upload done → completed",
+            f"{ours:,.0f}",
+            f"ratio {ours / base:.2f} (target ≥ 0.8)",
+        )
+        latencies = measure_pause_latency(stack, data, "lite-pause", args.pauses)
+        report(
+            "SQLite: pause latency p50 / p99 (ms)",
+            f"{percentile(latencies, 0.5) * 1000:.0f} / {percentile(latencies, 0.99) * 1000:.0f}",
+            f"{len(latencies)} pauses (target p99 < 250)",
+        )
+        seconds, rows = measure_rollback(stack, data, "lite-rollback", args.rows)
+        report("SQLite: terminate → terminated (s)", f"{seconds:.2f}", f"{rows:,} rows written")
+        report("SQLite: peak RSS of the server (MB)", f"{stack.peak_rss_mb()['web']:.0f}")
+    finally:
+        stack.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def write_results(args, results) -> None:
+    machine = f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}"
+    lines = [
+        f"Rows: {args.rows:,}, medians of {args.repeat} interleaved runs; {machine}; "
+        f"{time.strftime('%Y-%m-%d %H:%M')}",
+        "",
+        "| measurement | value | note |",
+        "|---|---:|---|",
+        *(f"| {what} | {value} | {note} |" for what, value, note in results),
+    ]
+    (OUT / "results.md").write_text("\n".join(lines) + "\n")
+    print(f"\nwritten to {OUT / 'results.md'}")
+
+
+if __name__ == "__main__":
+    main()

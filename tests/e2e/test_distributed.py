@@ -1,0 +1,60 @@
+"""End-to-end tests that only the distributed stack has: several `collect worker` processes
+that can die on their own, and a broker that can lose its messages. Collected only when the
+suite runs on PostgreSQL + Redis + Celery (see conftest)."""
+
+import pytest
+
+from tests.e2e.conftest import LEASE_SECONDS, assert_imported_exactly_once, wait_until
+
+pytestmark = pytest.mark.e2e
+TAKEOVER_TIMEOUT_S = LEASE_SECONDS + 30
+
+
+def test_a_killed_workers_job_is_taken_over_and_every_row_lands_once(start_server, big_csv):
+    stack = start_server()
+    client = stack.client("erin")
+    task_id = client.start_import(big_csv.path)["task_id"]
+    client.wait_until_writing(task_id)
+    doomed = wait_until(lambda: stack.worker_running(task_id), timeout=10, what="its worker")
+
+    stack.kill_workers(doomed)
+    rows_at_kill = stack.segment_stats(task_id).rows
+    assert 0 < rows_at_kill < big_csv.rows, "the worker was not killed mid-import"
+
+    job = client.wait_for_status(task_id, "completed", timeout=TAKEOVER_TIMEOUT_S + 60)
+    assert_imported_exactly_once(stack, job, big_csv.rows)
+
+
+def test_a_pause_holds_across_workers(start_server, big_csv):
+    stack = start_server()
+    client = stack.client("frank")
+    task_id = client.start_import(big_csv.path)["task_id"]
+    client.wait_until_writing(task_id)
+    first_worker = wait_until(lambda: stack.worker_running(task_id), timeout=10, what="worker")
+
+    client.control(task_id, "pause")
+    paused = client.wait_for_status(task_id, "paused", timeout=10)
+    assert stack.worker_running(task_id) is None  # the pause released the worker
+    # The worker that ran it dies while it is paused: the other one must carry on.
+    stack.kill_workers(first_worker)
+    assert stack.segment_stats(task_id).rows == paused["progress"]["rows_done"]
+
+    assert client.control(task_id, "resume").status == 200
+    client.wait_until_writing(task_id, beyond=paused["progress"]["rows_done"])
+    assert stack.worker_running(task_id) not in (None, first_worker)
+    job = client.wait_for_status(task_id, "completed", timeout=120)
+    assert_imported_exactly_once(stack, job, big_csv.rows)
+
+
+def test_a_job_whose_message_the_broker_lost_still_runs(start_server):
+    stack = start_server(COLLECT_REDISPATCH_SECONDS="2")
+    client = stack.client("grace")
+    stack.kill_workers()  # nobody takes the message before the broker "restarts"
+    rows = [[str(n), f"2025-01-0{n % 9 + 1}T00:00:00Z"] for n in range(1000)]
+    content = "id,submitted_at\r\n" + "".join(f"{a},{b}\r\n" for a, b in rows)
+    task_id = client.start_import(content.encode())["task_id"]
+    assert stack.broker_forget_queue() == 1  # the one wake-up message, now gone
+
+    stack.start_workers()
+    job = client.wait_for_status(task_id, "completed", timeout=60)
+    assert_imported_exactly_once(stack, job, 1000)
