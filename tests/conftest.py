@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -68,12 +69,14 @@ def start_import(tmp_path, user):
 
 
 def segment_rows(job) -> list[tuple]:
-    """The rows a job has written so far, in file order: (line, ts, values...)."""
+    """The rows a job has written so far, in file order: (line, timestamp in µs, values...).
+    `line` is the file's line on SQLite, an increasing number on PostgreSQL."""
     table = segments.segment_table(job.pk)
     if not segments.segment_exists(table):
         return []
-    from django.db import connection
-
+    params = job.params
+    timestamp = segments.timestamp_sql(params["timestamp_index"], params["default_timestamp"])
+    values = ", ".join(segments.value_columns(len(params["columns"])))
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {table} ORDER BY line")
+        cursor.execute(f"SELECT line, {timestamp}, {values} FROM {table} ORDER BY line")
         return [tuple(row) for row in cursor.fetchall()]

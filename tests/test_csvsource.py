@@ -143,3 +143,25 @@ def test_a_row_with_a_bad_timestamp_is_rejected():
 def test_an_unusable_header_is_refused(data, message):
     with pytest.raises(HeaderError, match=message):
         read_header(io.BytesIO(data))
+
+
+@pytest.mark.parametrize(
+    ("text", "alike"),
+    [
+        ('1,"a,b",c\r\n2,"say ""hi""",d\r\n', True),
+        ('1,"",""\n', True),
+        ('1,ab"c,d\n', False),  # Python keeps the quote; PostgreSQL would start quoting
+        ('1,ab"c\n2,"x"\n3,"y"\n', False),
+        ('1,"x"\n2,ab"c\n', False),
+        ("1,2\n\\.\n3,4\n", False),  # PostgreSQL's end-of-data line
+        ("1,a\\.b\n", True),
+    ],
+)
+def test_postgres_reads_alike(text, alike):
+    assert csvsource.postgres_reads_alike(text) is alike
+
+
+def test_timestamps_outside_iso_extended_format_are_refused():
+    for value in ["20240105T101112", "2024-W01-1", "2024-005", "2024-01-05T10:11:12.1234567"]:
+        with pytest.raises(ValueError):
+            parse_timestamp(value)

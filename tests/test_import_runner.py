@@ -217,3 +217,20 @@ def test_a_failed_source_file_fails_the_job(start_import):
     job = run_job(job.pk, worker=WORKER)
     assert job.status == Status.FAILED
     assert job.error == "the uploaded file is gone from storage"
+
+
+@pytest.mark.parametrize(
+    ("content", "values"),
+    [
+        pytest.param(b'a,b\n1,x"y\n2,"q""r"\n', [["1", 'x"y'], ["2", 'q"r']], id="bare-quote"),
+        pytest.param(b"a,b\r\n1,x\n2,y\r\n", [["1", "x"], ["2", "y"]], id="mixed-line-ends"),
+        pytest.param(b"a,b\n1,x\n\n2,y\n\n", [["1", "x"], ["2", "y"]], id="blank-lines"),
+        pytest.param(b"a\n\\.\nz\n", [["\\."], ["z"]], id="end-of-copy-marker"),
+        pytest.param(b'a,b\n1,\n2,""\n', [["1", ""], ["2", ""]], id="empty-values"),
+        pytest.param(b'a,b\n1,"x\r\ny"\n', [["1", "x\r\ny"]], id="crlf-in-a-field"),
+    ],
+)
+def test_what_python_reads_is_what_is_stored(start_import, content, values):
+    job = run_job(start_import(content).pk, worker=WORKER)
+    assert job.status == Status.COMPLETED
+    assert [list(row[2:]) for row in segment_rows(job)] == values

@@ -1,12 +1,17 @@
 """Segment tables: each import writes its records into a table of its own.
 
-A segment holds one import's rows: `line` (where the record starts in its file, the
-order of the rows), `ts` (microseconds since the epoch, for export ranges) and the values
-`c1..cN` as text, exactly as written. A dataset's records are the segments of its completed
-imports, so an import becomes visible all at once when its job completes, and rolling one
-back is a DROP TABLE, however many rows it wrote.
+A dataset's records are the segments of its completed imports, so an import becomes visible
+all at once when its job completes, and rolling one back is a DROP TABLE, however many rows
+it wrote. Values are kept as text, exactly as written, in columns `c1..cN`; `line` orders a
+segment's rows as in its file.
 
-Rows go in by the fastest route each database offers: COPY on PostgreSQL, executemany on SQLite.
+Each database gets the layout its fastest loading path allows:
+
+- SQLite: rows arrive parsed (executemany), so each carries its timestamp (`ts`, µs since
+  the epoch) and the file line it starts on (`line`, the rowid).
+- PostgreSQL: COPY parses the CSV itself, so the bytes of a block Python has checked go in
+  as they are; `line` is an identity in file order and the timestamp is read from its column
+  when an export filters (the import has checked that every value parses).
 """
 
 import csv
@@ -14,9 +19,11 @@ import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from django.db import connection
+from django.db import DataError, connection
 
-RowWriter = Callable[[list[list]], None]
+# write(rows, raw, count): `count` records, as rows the way the store wants them (see
+# `rows_annotated`) or, where the store takes them (`takes_raw_csv`), as CSV bytes in `raw`.
+RowWriter = Callable[[list[list], bytes | None, int], None]
 
 
 def segment_table(job_id) -> str:
@@ -27,15 +34,35 @@ def value_columns(width: int) -> list[str]:
     return [f"c{number}" for number in range(1, width + 1)]
 
 
+def rows_annotated() -> bool:
+    """Whether rows given to the writer end with their timestamp and line (SQLite)."""
+    return connection.vendor != "postgresql"
+
+
+def takes_raw_csv() -> bool:
+    """Whether the writer can take a block's CSV bytes as they are (PostgreSQL)."""
+    return connection.vendor == "postgresql"
+
+
+def timestamp_sql(timestamp_index: int | None, default_timestamp: int) -> str:
+    """SQL for a segment row's timestamp in µs since the epoch (naive values are UTC: Django
+    runs PostgreSQL sessions in UTC)."""
+    if connection.vendor != "postgresql":
+        return "ts"
+    if timestamp_index is None:
+        return str(int(default_timestamp))
+    column = value_columns(timestamp_index + 1)[-1]
+    return f"(extract(epoch FROM {column}::timestamptz) * 1000000)::bigint"
+
+
 def segment_create(table: str, width: int) -> None:
     values = ", ".join(f"{name} text not null" for name in value_columns(width))
-    # SQLite stores an "integer primary key" as the rowid itself: no extra index to fill.
-    line_type = "integer" if connection.vendor == "sqlite" else "bigint"
+    if connection.vendor == "postgresql":
+        columns = f"line bigint generated always as identity, {values}"
+    else:  # an "integer primary key" is the rowid itself: no index to fill
+        columns = f"line integer primary key, ts bigint not null, {values}"
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TABLE IF NOT EXISTS {table} "
-            f"(line {line_type} primary key, ts bigint not null, {values})"
-        )
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
 
 
 def segment_drop(table: str) -> None:
@@ -49,25 +76,38 @@ def segment_exists(table: str) -> bool:
 
 @contextmanager
 def segment_writer(table: str, width: int) -> Iterator[RowWriter]:
-    """A function that appends rows (values..., ts, line) in the current transaction."""
+    """A function that appends rows in the current transaction."""
     names = value_columns(width)
-    column_list = ", ".join([*names, "ts", "line"])
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             copy_sql = (
-                f"COPY {table} ({column_list}) FROM STDIN "
+                f"COPY {table} ({', '.join(names)}) FROM STDIN "
                 f"(FORMAT csv, FORCE_NOT_NULL ({', '.join(names)}))"
             )
-            with cursor.copy(copy_sql) as copy:
-                yield lambda rows: copy.write(_as_csv(rows))
+            sent = 0
+
+            def write(rows: list[list], raw: bytes | None, count: int) -> None:
+                nonlocal sent
+                copy.write(_as_csv(rows, width) if raw is None else raw)
+                sent += count
+
+            # Django wraps execute()'s errors, not COPY's: make them Django's too.
+            with connection.wrap_database_errors, cursor.copy(copy_sql) as copy:
+                yield write
+            if cursor.rowcount != sent:  # COPY read the CSV otherwise than Python did
+                raise DataError(f"COPY stored {cursor.rowcount} rows of {sent}")
         else:
             placeholders = ", ".join(["%s"] * (width + 2))
-            insert_sql = f"INSERT INTO {table} ({column_list}) VALUES ({placeholders})"
-            yield lambda rows: cursor.executemany(insert_sql, rows)
+            insert_sql = (
+                f"INSERT INTO {table} ({', '.join([*names, 'ts', 'line'])}) VALUES ({placeholders})"
+            )
+            yield lambda rows, raw, count: cursor.executemany(insert_sql, rows)
 
 
-def _as_csv(rows: list[list]) -> str:
-    # CRLF line ends make csv quote any field holding a CR or an LF, as COPY requires.
+def _as_csv(rows: list[list], width: int) -> str:
+    # CRLF line ends make csv quote any field holding a CR or an LF, as COPY requires; a
+    # single column is always quoted, or a value "\." would end COPY's input.
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    quoting = csv.QUOTE_ALL if width == 1 else csv.QUOTE_MINIMAL
+    csv.writer(buffer, lineterminator="\r\n", quoting=quoting).writerows(rows)
     return buffer.getvalue()

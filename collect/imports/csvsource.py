@@ -11,6 +11,7 @@ from which a new reader continues with no row read twice and none skipped.
 
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO, NamedTuple
@@ -22,6 +23,14 @@ PREVIEW_CHARS = 200
 
 csv.field_size_limit(MAX_FIELD_CHARS)
 
+# The timestamps Collect accepts: ISO 8601's extended format, read the same way by Python
+# here and by PostgreSQL when it filters an export. No zone means UTC.
+ISO_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
+)
+_QUOTED_FIELD = re.compile(r'"[^"]*(?:""[^"]*)*"')
+_END_OF_COPY = re.compile(r"^\\\.\r?$", re.MULTILINE)  # PostgreSQL stops reading at a "\." line
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
@@ -42,8 +51,14 @@ class Header:
 
 @dataclass
 class Block:
-    rows: list[list] = field(default_factory=list)  # fields..., timestamp, line
+    # Each row: its values; annotated rows add the timestamp (µs) and the line it starts on.
+    rows: list[list] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
+    # The block's bytes, when asked for and PostgreSQL's CSV parser is sure to read them as
+    # Python did: then COPY can take them as they are.
+    raw: bytes | None = None
+    count: int = 0  # good records, whether or not `rows` holds them
+    has_blank_lines: bool = False
 
 
 class HeaderError(ValueError):
@@ -52,6 +67,8 @@ class HeaderError(ValueError):
 
 def parse_timestamp(text: str) -> int:
     """An ISO 8601 date or date-time as microseconds since the epoch; naive means UTC."""
+    if ISO_TIMESTAMP.fullmatch(text) is None:
+        raise ValueError(f"not an ISO 8601 date-time: {text!r}")
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         return (moment - _EPOCH_NAIVE) // _MICROSECOND
@@ -107,17 +124,25 @@ class CsvSource:
         columns: list[str],
         timestamp_index: int | None,
         default_timestamp: int,
+        annotate: bool = True,
+        keep_raw: bool = False,
     ) -> None:
         self.stream = stream
-        self.offset = offset
-        self.line = line
         self.columns = columns
         self.width = len(columns)
         self.timestamp_index = timestamp_index
         self.default_timestamp = default_timestamp
+        self.annotate = annotate
+        self.keep_raw = keep_raw
+        self.rewind(offset, line)
+
+    def rewind(self, offset: int, line: int) -> None:
+        """Continue from a checkpoint again."""
+        self.stream.seek(offset)
+        self.offset = offset
+        self.line = line
         self.pending = b""
         self.exhausted = False
-        stream.seek(offset)
 
     @property
     def finished(self) -> bool:
@@ -130,16 +155,31 @@ class CsvSource:
         if not data:
             return None
         text, clean = _decode(data)
+        # When COPY may take the bytes as they are, a first pass only checks the records:
+        # keeping a list per row costs more than parsing them again in the rare block that
+        # turns out to need its rows after all.
+        only_check = self.keep_raw and clean
         block = Block()
-        consumed_lines, complete = self._parse(text, clean, at_end, block)
+        lines, complete = self._parse(text, clean, at_end, block, keep_rows=not only_check)
+        if only_check and (
+            block.rejects or block.has_blank_lines or not postgres_reads_alike(text)
+        ):
+            block = Block()
+            lines, complete = self._parse(text, clean, at_end, block, keep_rows=True)
+            only_check = False
         if complete:  # the usual case: the chunk ended with a record
-            consumed_bytes = len(data)
+            used = len(data)
         else:  # a record runs on into the next chunk: read its lines again with that chunk
-            lines = io.StringIO(text, newline="").readlines()[:consumed_lines]
-            consumed_bytes = len("".join(lines).encode("utf-8", "surrogateescape"))
-            self.pending = data[consumed_bytes:] + self.pending
-        self.offset += consumed_bytes
-        self.line += consumed_lines
+            used = len(
+                "".join(io.StringIO(text, newline="").readlines()[:lines]).encode(
+                    "utf-8", "surrogateescape"
+                )
+            )
+            self.pending = data[used:] + self.pending
+        if only_check:
+            block.raw = data[:used]
+        self.offset += used
+        self.line += lines
         return block
 
     def _next_chunk(self, size: int) -> tuple[bytes, bool]:
@@ -159,14 +199,16 @@ class CsvSource:
             if len(data) > MAX_FIELD_CHARS * 4:
                 return data, False  # one huge line: let the parser reject it
 
-    def _parse(self, text: str, clean: bool, at_end: bool, block: Block) -> tuple[int, bool]:
+    def _parse(
+        self, text: str, clean: bool, at_end: bool, block: Block, keep_rows: bool
+    ) -> tuple[int, bool]:
         """Parse `text` into `block`. Returns how many of its lines were used, and whether
         that is all of them (else the last record goes on past the end of `text`)."""
         reader = csv.reader(io.StringIO(text, newline=""), strict=True)
         progress = _LinesDone()
         while True:
             try:
-                self._parse_rows(reader, progress, clean, block)
+                self._parse_rows(reader, progress, clean, block, keep_rows)
                 return progress.lines, True
             except csv.Error as error:
                 start = self.line + progress.lines + 1
@@ -180,13 +222,16 @@ class CsvSource:
                     block.rejects.append(Reject(start, reason, ""))
                     return reader.line_num, True
 
-    def _parse_rows(self, reader, progress: "_LinesDone", clean: bool, block: Block) -> None:
+    def _parse_rows(
+        self, reader, progress: "_LinesDone", clean: bool, block: Block, keep_rows: bool
+    ) -> None:
         rows, rejects = block.rows, block.rejects
-        width = self.width
+        count = 0
+        width, annotate = self.width, self.annotate
         first_line = self.line
         timestamp_index = self.timestamp_index
         default_timestamp = self.default_timestamp
-        fromisoformat = datetime.fromisoformat
+        is_timestamp, fromisoformat = ISO_TIMESTAMP.fullmatch, datetime.fromisoformat
         done = progress.lines
         try:
             for row in reader:
@@ -195,24 +240,36 @@ class CsvSource:
                 if len(row) != width:
                     if row:  # a blank line is no record; anything else needs every field
                         rejects.append(_reject(line, row, self._width_reason(row)))
+                    else:
+                        block.has_blank_lines = True
                     continue
                 if not clean and (reason := _dirty_reason(row)):
                     rejects.append(_reject(line, row, reason))
                     continue
                 if timestamp_index is None:
-                    row.append(default_timestamp)
+                    if annotate:
+                        row.append(default_timestamp)
                 else:  # parse_timestamp, inlined: this loop runs once per row
+                    value = row[timestamp_index]
                     try:
-                        moment = fromisoformat(row[timestamp_index])
+                        if is_timestamp(value) is None:
+                            raise ValueError(value)
+                        moment = fromisoformat(value)
                     except ValueError:
                         rejects.append(_reject(line, row, self._timestamp_reason(row)))
                         continue
-                    epoch = _EPOCH_NAIVE if moment.tzinfo is None else _EPOCH
-                    row.append((moment - epoch) // _MICROSECOND)
-                row.append(line)
-                rows.append(row)
+                    if annotate:
+                        epoch = _EPOCH_NAIVE if moment.tzinfo is None else _EPOCH
+                        row.append((moment - epoch) // _MICROSECOND)
+                if annotate:
+                    row.append(line)
+                if keep_rows:
+                    rows.append(row)
+                else:
+                    count += 1
         finally:
             progress.lines = done
+            block.count = len(rows) if keep_rows else block.count + count
 
     def _timestamp_reason(self, row: list[str]) -> str:
         name, value = self.columns[self.timestamp_index], row[self.timestamp_index]
@@ -226,6 +283,22 @@ class _LinesDone:
     """How many lines of a chunk complete records have used, kept across a csv.Error."""
 
     lines = 0
+
+
+def postgres_reads_alike(text: str) -> bool:
+    """Whether PostgreSQL's COPY (FORMAT csv) parses `text`, whole records that Python's
+    csv.reader has accepted, into the same values. The two differ on a quote inside an
+    unquoted field (Python keeps it, PostgreSQL starts quoting there) and on a line that is
+    just a backslash and a period (PostgreSQL's end of data)."""
+    if "\\." in text and _END_OF_COPY.search(text):
+        return False
+    if text.count('"') % 2:
+        return False  # an odd number of quotes: at least one of them is a bare quote
+    for quoted in _QUOTED_FIELD.finditer(text):  # each must open where a field starts
+        start = quoted.start()
+        if start and text[start - 1] not in ",\r\n":
+            return False
+    return True
 
 
 def _decode(data: bytes) -> tuple[str, bool]:

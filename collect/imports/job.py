@@ -1,8 +1,9 @@
 """The import job kind: CSV file in, rows into the job's segment table, batch by batch."""
 
+import logging
 import time
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from collect.datasets import segments
 from collect.imports.csvsource import Block, CsvSource, Reject
@@ -11,6 +12,7 @@ from collect.jobs.kinds import JobFailed, Progress
 from collect.jobs.models import Job
 from collect.uploads.storage import upload_delete, upload_open
 
+log = logging.getLogger(__name__)
 ON_ERROR_ABORT = "abort"
 ON_ERROR_SKIP = "skip"
 
@@ -52,10 +54,30 @@ class ImportRun:
             columns=params["columns"],
             timestamp_index=params["timestamp_index"],
             default_timestamp=params["default_timestamp"],
+            annotate=segments.rows_annotated(),
+            keep_raw=segments.takes_raw_csv(),
         )
         segments.segment_create(self.table, self.width)
 
     def step(self, *, deadline: float, max_rows: int) -> Progress:
+        if not self.source.keep_raw:
+            return self._step(deadline, max_rows)
+        start = (self.source.offset, self.source.line, self.rows_done, self.rows_rejected)
+        try:
+            with transaction.atomic():  # a savepoint: a failed COPY takes only this batch down
+                return self._step(deadline, max_rows)
+        except DatabaseError as error:
+            # PostgreSQL read some block differently from Python (mixed line ends, say):
+            # do this batch again from Python's own reading, and the rest of the file too.
+            log.warning(
+                "job %s: COPY refused the file's bytes (%s); re-encoding", self.job.pk, error
+            )
+            offset, line, self.rows_done, self.rows_rejected = start
+            self.source.rewind(offset, line)
+            self.source.keep_raw = False
+            return self._step(deadline, max_rows)
+
+    def _step(self, deadline: float, max_rows: int) -> Progress:
         rows_left = max_rows
         rejects: list[Reject] = []
         with segments.segment_writer(self.table, self.width) as write:
@@ -86,9 +108,9 @@ class ImportRun:
                 raise JobFailed(f"line {first.line}: {first.reason}", rejects=[first])
             rejects += block.rejects
             self.rows_rejected += len(block.rejects)
-        if block.rows:
-            write(block.rows)
-            self.rows_done += len(block.rows)
+        if block.count:
+            write(block.rows, block.raw, block.count)
+            self.rows_done += block.count
 
     def close(self) -> None:
         self.file.close()
