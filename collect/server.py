@@ -1,5 +1,6 @@
 """`collect serve`: the HTTP server, and in the embedded mode the worker pool beside it."""
 
+import gc
 import logging
 import os
 import signal
@@ -34,6 +35,9 @@ def serve(host: str, port: int) -> None:
         )
     except OSError as error:
         sys.exit(f"cannot listen on {host}:{port}: {error.strerror}")
+    # Everything loaded so far lives as long as the process: keep it out of the collector's
+    # full passes, which the import's many short-lived row lists would otherwise trigger.
+    gc.freeze()
     pool = _start_worker_pool() if embedded else None
     sweeper = SweeperThread()
     sweeper.start()

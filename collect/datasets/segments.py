@@ -2,16 +2,16 @@
 
 A dataset's records are the segments of its completed imports, so an import becomes visible
 all at once when its job completes, and rolling one back is a DROP TABLE, however many rows
-it wrote. Values are kept as text, exactly as written, in columns `c1..cN`; `line` orders a
-segment's rows as in its file.
+it wrote. A segment is `line` (the order of its file) and the values as text, exactly as
+written, in `c1..cN`. A row's timestamp is read from its column when an export filters (the
+import has checked that every value parses), so loading stores nothing but the values.
 
-Each database gets the layout its fastest loading path allows:
+Rows go in by each database's fastest path:
 
-- SQLite: rows arrive parsed (executemany), so each carries its timestamp (`ts`, µs since
-  the epoch) and the file line it starts on (`line`, the rowid).
+- SQLite: executemany of the parsed rows, each numbered with the file line it starts on
+  (`line` is the rowid).
 - PostgreSQL: COPY parses the CSV itself, so the bytes of a block Python has checked go in
-  as they are; `line` is an identity in file order and the timestamp is read from its column
-  when an export filters (the import has checked that every value parses).
+  as they are; `line` is an identity, in file order.
 """
 
 import csv
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from django.db import DataError, connection
 
 # write(rows, raw, count): `count` records, as rows the way the store wants them (see
-# `rows_annotated`) or, where the store takes them (`takes_raw_csv`), as CSV bytes in `raw`.
+# `rows_numbered`) or, where the store takes them (`takes_raw_csv`), as CSV bytes in `raw`.
 RowWriter = Callable[[list[list], bytes | None, int], None]
 
 
@@ -34,8 +34,8 @@ def value_columns(width: int) -> list[str]:
     return [f"c{number}" for number in range(1, width + 1)]
 
 
-def rows_annotated() -> bool:
-    """Whether rows given to the writer end with their timestamp and line (SQLite)."""
+def rows_numbered() -> bool:
+    """Whether rows given to the writer end with their line number (SQLite)."""
     return connection.vendor != "postgresql"
 
 
@@ -45,14 +45,13 @@ def takes_raw_csv() -> bool:
 
 
 def timestamp_sql(timestamp_index: int | None, default_timestamp: int) -> str:
-    """SQL for a segment row's timestamp in µs since the epoch (naive values are UTC: Django
-    runs PostgreSQL sessions in UTC)."""
-    if connection.vendor != "postgresql":
-        return "ts"
+    """SQL for a segment row's timestamp in µs since the epoch."""
     if timestamp_index is None:
         return str(int(default_timestamp))
     column = value_columns(timestamp_index + 1)[-1]
-    return f"(extract(epoch FROM {column}::timestamptz) * 1000000)::bigint"
+    if connection.vendor == "postgresql":  # naive values are UTC: Django's sessions are
+        return f"(extract(epoch FROM {column}::timestamptz) * 1000000)::bigint"
+    return f"collect_timestamp({column})"  # see register_sqlite_functions
 
 
 def segment_create(table: str, width: int) -> None:
@@ -60,7 +59,7 @@ def segment_create(table: str, width: int) -> None:
     if connection.vendor == "postgresql":
         columns = f"line bigint generated always as identity, {values}"
     else:  # an "integer primary key" is the rowid itself: no index to fill
-        columns = f"line integer primary key, ts bigint not null, {values}"
+        columns = f"line integer primary key, {values}"
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
 
@@ -97,9 +96,9 @@ def segment_writer(table: str, width: int) -> Iterator[RowWriter]:
             if cursor.rowcount != sent:  # COPY read the CSV otherwise than Python did
                 raise DataError(f"COPY stored {cursor.rowcount} rows of {sent}")
         else:
-            placeholders = ", ".join(["%s"] * (width + 2))
+            placeholders = ", ".join(["%s"] * (width + 1))
             insert_sql = (
-                f"INSERT INTO {table} ({', '.join([*names, 'ts', 'line'])}) VALUES ({placeholders})"
+                f"INSERT INTO {table} ({', '.join([*names, 'line'])}) VALUES ({placeholders})"
             )
             yield lambda rows, raw, count: cursor.executemany(insert_sql, rows)
 
@@ -111,3 +110,21 @@ def _as_csv(rows: list[list], width: int) -> str:
     quoting = csv.QUOTE_ALL if width == 1 else csv.QUOTE_MINIMAL
     csv.writer(buffer, lineterminator="\r\n", quoting=quoting).writerows(rows)
     return buffer.getvalue()
+
+
+def register_sqlite_functions(sender, connection, **kwargs) -> None:
+    """On each new SQLite connection: collect_timestamp(text), the timestamp of a value the
+    import accepted, in µs since the epoch (NULL for anything else)."""
+    if connection.vendor == "sqlite":
+        connection.connection.create_function(
+            "collect_timestamp", 1, _timestamp_or_none, deterministic=True
+        )
+
+
+def _timestamp_or_none(value: str | None) -> int | None:
+    from collect.imports.csvsource import parse_timestamp
+
+    try:
+        return parse_timestamp(value)
+    except (TypeError, ValueError):
+        return None

@@ -51,7 +51,7 @@ class Header:
 
 @dataclass
 class Block:
-    # Each row: its values; annotated rows add the timestamp (µs) and the line it starts on.
+    # Each row: its values; a numbered row adds the file line it starts on.
     rows: list[list] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     # The block's bytes, when asked for and PostgreSQL's CSV parser is sure to read them as
@@ -123,16 +123,14 @@ class CsvSource:
         line: int,
         columns: list[str],
         timestamp_index: int | None,
-        default_timestamp: int,
-        annotate: bool = True,
+        number_rows: bool = True,
         keep_raw: bool = False,
     ) -> None:
         self.stream = stream
         self.columns = columns
         self.width = len(columns)
         self.timestamp_index = timestamp_index
-        self.default_timestamp = default_timestamp
-        self.annotate = annotate
+        self.number_rows = number_rows
         self.keep_raw = keep_raw
         self.rewind(offset, line)
 
@@ -227,10 +225,9 @@ class CsvSource:
     ) -> None:
         rows, rejects = block.rows, block.rejects
         count = 0
-        width, annotate = self.width, self.annotate
+        width, number_rows = self.width, self.number_rows
         first_line = self.line
         timestamp_index = self.timestamp_index
-        default_timestamp = self.default_timestamp
         is_timestamp, fromisoformat = ISO_TIMESTAMP.fullmatch, datetime.fromisoformat
         done = progress.lines
         try:
@@ -246,22 +243,16 @@ class CsvSource:
                 if not clean and (reason := _dirty_reason(row)):
                     rejects.append(_reject(line, row, reason))
                     continue
-                if timestamp_index is None:
-                    if annotate:
-                        row.append(default_timestamp)
-                else:  # parse_timestamp, inlined: this loop runs once per row
+                if timestamp_index is not None:  # the checks of parse_timestamp, inlined
                     value = row[timestamp_index]
                     try:
                         if is_timestamp(value) is None:
                             raise ValueError(value)
-                        moment = fromisoformat(value)
+                        fromisoformat(value)
                     except ValueError:
                         rejects.append(_reject(line, row, self._timestamp_reason(row)))
                         continue
-                    if annotate:
-                        epoch = _EPOCH_NAIVE if moment.tzinfo is None else _EPOCH
-                        row.append((moment - epoch) // _MICROSECOND)
-                if annotate:
+                if number_rows:
                     row.append(line)
                 if keep_rows:
                     rows.append(row)

@@ -53,8 +53,7 @@ class ImportRun:
             line=checkpoint["line"],
             columns=params["columns"],
             timestamp_index=params["timestamp_index"],
-            default_timestamp=params["default_timestamp"],
-            annotate=segments.rows_annotated(),
+            number_rows=segments.rows_numbered(),
             keep_raw=segments.takes_raw_csv(),
         )
         segments.segment_create(self.table, self.width)
