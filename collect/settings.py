@@ -87,6 +87,8 @@ DATABASES = {
     "default": dj_database_url.config(default=f"sqlite:///{SQLITE_PATH}", conn_max_age=0),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's backend, with writers served in turn: see collect/db/sqlite/base.py.
+    DATABASES["default"]["ENGINE"] = "collect.db.sqlite"
     DATABASES["default"]["OPTIONS"] = {
         # Writers queue for the lock instead of failing; BEGIN IMMEDIATE avoids the
         # read-to-write upgrade deadlock between job threads and web threads.

@@ -1,6 +1,9 @@
 """Every control call from every state: the new state, a no-op, or a conflict naming the state."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from collect.errors import Conflict
 from collect.jobs import services
@@ -76,3 +79,13 @@ def test_terminate_records_who_and_why(job_in, user):
     job = services.job_terminate(job_id=job_in(Status.PAUSED).pk, by=user)
     assert (job.terminated_by, job.termination_reason) == (user, "terminated by user")
     assert job.finished_at is not None
+
+
+def test_a_long_queued_job_is_woken_again_and_only_then(job_in):
+    job = job_in(Status.QUEUED)
+    long_ago = timezone.now() - timedelta(minutes=5)
+    Job.objects.filter(pk=job.pk).update(queued_at=long_ago)
+    recently = timezone.now() - timedelta(minutes=10)
+    assert services.job_redispatch(job_id=job.pk, queued_before=recently).queued_at == long_ago
+    woken = services.job_redispatch(job_id=job.pk, queued_before=timezone.now())
+    assert woken.status == Status.QUEUED and woken.queued_at > long_ago

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import transaction
 
-from collect.jobs import services
+from collect.jobs import selectors, services
 from collect.jobs.kinds import JobFailed, kind_for
 from collect.jobs.models import Job
 
@@ -66,8 +66,11 @@ def _run_batches(job, run, worker, stop, after_batch) -> Job | None:
         started = time.monotonic()
         try:
             with transaction.atomic():
+                # A pause or terminate that came in while this run waited for its turn to
+                # write is answered now, with an empty batch, not after another full one.
+                asked = selectors.job_has_pending_request(job.pk)
                 progress = run.step(
-                    deadline=started + settings.COLLECT_BATCH_SECONDS,
+                    deadline=started + (0.0 if asked else settings.COLLECT_BATCH_SECONDS),
                     max_rows=settings.COLLECT_BATCH_ROWS,
                 )
                 job = services.job_commit_batch(

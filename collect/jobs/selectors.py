@@ -8,6 +8,8 @@ from collect.errors import InvalidInput, NotFound
 from collect.jobs.models import Job
 from collect.jobs.states import Kind, Status
 
+PENDING_REQUESTS = (Status.PAUSING, Status.TERMINATING)
+
 
 def jobs_visible_to(user, *, status: str | None = None, kind: str | None = None) -> QuerySet[Job]:
     jobs = Job.objects.select_related("dataset")
@@ -30,3 +32,8 @@ def job_visible_to(user, task_id: str) -> Job:
         return jobs_visible_to(user).get(pk=uuid.UUID(str(task_id)))
     except (ValueError, Job.DoesNotExist):
         raise NotFound(f"no task {task_id}") from None
+
+
+def job_has_pending_request(job_id) -> bool:
+    """Whether a pause or terminate waits for the job's worker to honour it."""
+    return Job.objects.filter(pk=job_id, status__in=PENDING_REQUESTS).exists()

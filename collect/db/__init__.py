@@ -1,0 +1,1 @@
+"""Database backends of Collect's own (see collect.db.sqlite)."""
