@@ -254,6 +254,25 @@ def measure_reads_under_load(stack: Stack, path: Path, requests: int) -> list[fl
     return latencies
 
 
+def measure_export(stack: Stack, dataset: str, rows: int, raw: bool) -> float:
+    """Rows/s of an export of a whole dataset, from its start (job created) to completion."""
+    body = json.dumps({"dataset": dataset, "from": "1900-01-01", "to": "2999-12-31", "raw": raw})
+    job = stack.request(
+        "POST", "/api/exports/", body.encode(), {"Content-Type": "application/json"}
+    )
+    job = stack.wait_for(job["task_id"], {"completed", "failed"})
+    assert job["status"] == "completed" and job["progress"]["rows_done"] == rows, job
+    return rows / seconds_between(job, "created_at", "finished_at")
+
+
+def psql_copy_out_rate(database_url: str, rows: int) -> float:
+    """psql \\copy (SELECT …) TO of the rows the import baseline loaded."""
+    started = time.perf_counter()
+    command = "\\copy (SELECT * FROM plain) TO '/dev/null' WITH (FORMAT csv)"
+    subprocess.run(["psql", database_url, "-q", "-c", command], check=True)
+    return rows / (time.perf_counter() - started)
+
+
 def psql_copy_rate(database_url: str, path: Path, rows: int, width: int) -> float:
     columns = ", ".join(f"c{n} text" for n in range(1, width + 1))
     psql = ["psql", database_url, "-q", "-v", "ON_ERROR_STOP=1"]
@@ -366,6 +385,7 @@ def bench_sqlite(args, data: Path, scratch: Path, report) -> None:
             lambda: sqlite_baseline_rate(data, args.rows, scratch),
         )
         bench_stack("SQLite", stack, baseline, 0.8, args, data, report)
+        bench_exports("SQLite", stack, None, args, report)
     finally:
         stack.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -410,6 +430,23 @@ def bench_stack(label: str, stack: Stack, baseline, target: float, args, data, r
         f"{label}: peak RSS web{' / worker' if stack.workers else ''} (MB)",
         f"{rss['web']:.0f}{workers}",
     )
+
+
+def bench_exports(label: str, stack: Stack, baseline, args, report) -> None:
+    """Exports of the first benchmark import's dataset (all its rows), raw and neutralised."""
+    raw_rates, safe_rates, base_rates = [], [], []
+    for _ in range(args.repeat):
+        if baseline is not None:
+            base_rates.append(baseline())
+        raw_rates.append(measure_export(stack, "import0", args.rows, raw=True))
+        safe_rates.append(measure_export(stack, "import0", args.rows, raw=False))
+    base = statistics.median(base_rates) if base_rates else None
+    if base:
+        report(f"{label}: psql \\copy (SELECT …) TO (rows/s)", f"{base:,.0f}", "baseline")
+    for name, rates in (("raw", raw_rates), ("formulas neutralised", safe_rates)):
+        rate = statistics.median(rates)
+        note = f"ratio {rate / base:.2f} (target ≥ 0.5)" if base else ""
+        report(f"{label}: Collect export, {name} (rows/s)", f"{rate:,.0f}", note)
 
 
 def write_results(args, results) -> None:

@@ -26,3 +26,7 @@ class Conflict(CollectError):
 
 class TooLarge(CollectError):
     status_code = 413
+
+
+class Gone(CollectError):
+    status_code = 410

@@ -128,6 +128,8 @@ COLLECT_BATCH_ROWS = int(os.environ.get("COLLECT_BATCH_ROWS", 50_000))
 # A running job's owner must renew its lease this often or lose the job to another worker.
 COLLECT_LEASE_SECONDS = float(os.environ.get("COLLECT_LEASE_SECONDS", 30))
 COLLECT_SWEEP_SECONDS = float(os.environ.get("COLLECT_SWEEP_SECONDS", 1))
+# A finished export's file is kept this long for download, then deleted.
+COLLECT_EXPORT_TTL = float(os.environ.get("COLLECT_EXPORT_TTL", 24 * 3600))
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 # Celery only wakes workers (the job row is the truth), so its settings favour one job per

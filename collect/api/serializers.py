@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from collect.jobs.models import Job
-from collect.jobs.states import FINAL, Status
+from collect.jobs.states import FINAL, Kind, Status
 
 
 class ProgressSerializer(serializers.Serializer):
@@ -15,19 +15,28 @@ class ProgressSerializer(serializers.Serializer):
     eta_s = serializers.SerializerMethodField()
 
     def get_percent(self, job: Job) -> float:
-        if job.status == Status.COMPLETED or not job.bytes_total:
-            return 100.0 if job.status == Status.COMPLETED else 0.0
-        return round(100.0 * job.bytes_done / job.bytes_total, 1)
+        if job.status == Status.COMPLETED:
+            return 100.0
+        done, total = _work(job)
+        return round(100.0 * done / total, 1) if total else 0.0
 
     def get_rows_per_s(self, job: Job) -> float:
         return round(job.rows_done / job.run_seconds, 1) if job.run_seconds > 0 else 0.0
 
     @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_eta_s(self, job: Job) -> float | None:
-        if job.status in FINAL or job.run_seconds <= 0 or job.bytes_done <= 0:
+        done, total = _work(job)
+        if job.status in FINAL or job.run_seconds <= 0 or done <= 0:
             return None
-        bytes_per_s = job.bytes_done / job.run_seconds
-        return round((job.bytes_total - job.bytes_done) / bytes_per_s, 1)
+        return round((total - done) / (done / job.run_seconds), 1)
+
+
+def _work(job: Job) -> tuple[int, int]:
+    """How much of its work a job has done, and all of it: bytes of the file for an import,
+    lines of the segments scanned for an export."""
+    if job.kind == Kind.EXPORT:
+        return job.checkpoint.get("scanned", 0), job.params.get("lines_total", 0)
+    return job.bytes_done, job.bytes_total
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -64,11 +73,13 @@ class JobSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_download_url(self, job: Job) -> str | None:
-        return None  # exports are not built yet
+        if job.kind != Kind.EXPORT or job.status != Status.COMPLETED:
+            return None
+        return self._absolute(f"/api/tasks/{job.id}/download/")
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_errors_url(self, job: Job) -> str | None:
-        if job.kind != "import":
+        if job.kind != Kind.IMPORT:
             return None
         return self._absolute(f"/api/tasks/{job.id}/errors/")
 
@@ -104,3 +115,20 @@ class ConflictSerializer(serializers.Serializer):
 
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
+
+
+class ExportSerializer(serializers.Serializer):
+    dataset = serializers.CharField(default="responses", max_length=100)
+    # "from" is a Python keyword: the field is declared below under its JSON name.
+    to = serializers.CharField(help_text="Last day (YYYY-MM-DD, inclusive) or ISO date-time.")
+    columns = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="A subset, in this order."
+    )
+    raw = serializers.BooleanField(
+        default=False, help_text="Leave cells that look like formulas as they are."
+    )
+
+
+ExportSerializer._declared_fields["from"] = serializers.CharField(
+    help_text="First day (YYYY-MM-DD, inclusive, UTC) or ISO 8601 date-time."
+)

@@ -8,6 +8,8 @@ urlpatterns = [
     path("pause/<str:task_id>/", views.brief_alias(views.PauseApi, "pause").as_view()),
     path("resume/<str:task_id>/", views.brief_alias(views.ResumeApi, "resume").as_view()),
     path("revoke/<str:task_id>/", views.brief_alias(views.TerminateApi, "revoke").as_view()),
+    path("export/", views.ExportBriefApi.as_view(), name="export"),
+    path("exports/", views.ExportCreateApi.as_view(), name="export-create"),
     # The task resource.
     path("tasks/", views.TaskListApi.as_view(), name="task-list"),
     path("tasks/<str:task_id>/", views.TaskDetailApi.as_view(), name="task-detail"),
@@ -15,4 +17,5 @@ urlpatterns = [
     path("tasks/<str:task_id>/resume/", views.ResumeApi.as_view(), name="task-resume"),
     path("tasks/<str:task_id>/terminate/", views.TerminateApi.as_view(), name="task-terminate"),
     path("tasks/<str:task_id>/errors/", views.TaskErrorsApi.as_view(), name="task-errors"),
+    path("tasks/<str:task_id>/download/", views.TaskDownloadApi.as_view(), name="task-download"),
 ]

@@ -4,7 +4,7 @@ import csv
 from pathlib import Path
 
 from django.conf import settings
-from django.http import StreamingHttpResponse
+from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -21,9 +21,13 @@ from rest_framework.views import APIView
 from collect.api.serializers import (
     ConflictSerializer,
     ErrorSerializer,
+    ExportSerializer,
     JobSerializer,
     UploadSerializer,
 )
+from collect.errors import Conflict, Gone, InvalidInput
+from collect.exports.services import export_range, export_start
+from collect.exports.storage import final_path
 from collect.imports.services import import_start
 from collect.jobs import selectors, services
 from collect.uploads.handlers import too_large
@@ -190,6 +194,93 @@ class TaskErrorsApi(APIView):
         response["Content-Type"] = "text/csv; charset=utf-8"
         response["Content-Disposition"] = f'attachment; filename="{job.pk}-errors.csv"'
         return response
+
+
+EXPORT_DESCRIPTION = (
+    "Starts an export job of the dataset's rows whose timestamp lies in the range and answers "
+    "at once with it (202). Both ends are inclusive: a day (YYYY-MM-DD, UTC) or an ISO 8601 "
+    "date-time. Only imports completed when the export starts are included. When the job "
+    "has completed, its CSV is at `download_url`. Cells that begin with =, +, -, @, tab or CR "
+    "are prefixed with a single quote unless `raw` is true."
+)
+
+
+class ExportBriefApi(APIView):
+    @extend_schema(
+        operation_id="export",
+        summary="Export a date range as CSV (the brief's call)",
+        description=EXPORT_DESCRIPTION,
+        parameters=[
+            OpenApiParameter("from_date", str, required=True, description="First day."),
+            OpenApiParameter("to_date", str, required=True, description="Last day."),
+            OpenApiParameter("dataset", str, description="Default: responses."),
+        ],
+        responses={202: JobSerializer, 400: ErrorSerializer, 404: NOT_FOUND},
+    )
+    def get(self, request):
+        params = request.query_params
+        start, end = export_range(params.get("from_date"), params.get("to_date"))
+        job = export_start(
+            owner=request.user,
+            dataset_name=params.get("dataset") or "responses",
+            start=start,
+            end=end,
+        )
+        return Response(
+            JobSerializer(job, context={"request": request}).data, http.HTTP_202_ACCEPTED
+        )
+
+
+class ExportCreateApi(APIView):
+    @extend_schema(
+        operation_id="export_create",
+        summary="Start an export",
+        description=EXPORT_DESCRIPTION,
+        request=ExportSerializer,
+        responses={202: JobSerializer, 400: ErrorSerializer, 404: NOT_FOUND},
+    )
+    def post(self, request):
+        form = ExportSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        start, end = export_range(data["from"], data["to"])
+        job = export_start(
+            owner=request.user,
+            dataset_name=data["dataset"],
+            start=start,
+            end=end,
+            columns=data.get("columns") or None,
+            raw=data["raw"],
+        )
+        return Response(
+            JobSerializer(job, context={"request": request}).data, http.HTTP_202_ACCEPTED
+        )
+
+
+class TaskDownloadApi(APIView):
+    @extend_schema(
+        operation_id="task_download",
+        summary="The CSV of a completed export",
+        description="409 until the export has completed; 410 once its file has expired.",
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV"),
+            404: NOT_FOUND,
+            409: CONFLICT,
+            410: ErrorSerializer,
+        },
+    )
+    def get(self, request, task_id: str):
+        job = selectors.job_visible_to(request.user, task_id)
+        if job.kind != "export":
+            raise InvalidInput("only an export has a file to download")
+        if job.status != "completed":
+            raise Conflict(f"the export is {job.status}, not completed", status=job.status)
+        try:
+            stream = open(final_path(job.id), "rb")  # noqa: SIM115 - FileResponse closes it
+        except FileNotFoundError:
+            raise Gone("the export's file has expired; start the export again") from None
+        name = f"{job.dataset.name}-{job.pk}.csv"
+        return FileResponse(stream, as_attachment=True, filename=name, content_type="text/csv")
 
 
 class _Echo:

@@ -22,6 +22,7 @@ class ImportKind:
         return ImportRun(job)
 
     def finish(self, job: Job) -> None:
+        segments.segment_seal(segments.segment_table(job.id))
         transaction.on_commit(lambda: upload_delete(job.params["path"]))
 
     def discard(self, job: Job) -> None:
@@ -31,6 +32,9 @@ class ImportKind:
 
     def record_failure(self, job: Job, failure: JobFailed) -> None:
         _save_rejects(job, failure.rejects)
+
+    def sweep(self) -> None:
+        pass
 
 
 class ImportRun:

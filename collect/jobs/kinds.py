@@ -55,12 +55,20 @@ class JobKind(Protocol):
     def record_failure(self, job: Job, failure: JobFailed) -> None:
         """Keep what explains the failure (after `discard`, in the same transaction)."""
 
+    def sweep(self) -> None:
+        """Periodic housekeeping of the kind's own (expired files, say); may do nothing."""
+
 
 KIND_CLASSES = {
     Kind.IMPORT: "collect.imports.job.ImportKind",
+    Kind.EXPORT: "collect.exports.job.ExportKind",
 }
 
 
 @cache
 def kind_for(kind: str) -> JobKind:
     return import_string(KIND_CLASSES[Kind(kind)])()
+
+
+def all_kinds() -> list[JobKind]:
+    return [kind_for(kind) for kind in KIND_CLASSES]

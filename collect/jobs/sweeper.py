@@ -10,6 +10,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from collect.jobs import dispatch
+from collect.jobs.kinds import all_kinds
 from collect.jobs.models import Job
 from collect.jobs.services import job_expire_pause, job_recover, job_redispatch
 from collect.jobs.states import OWNED, Status
@@ -30,6 +31,8 @@ def sweep() -> None:
     ):
         log.info("job %s: paused for too long; terminating it", job_id)
         job_expire_pause(job_id=job_id, paused_before=deadline)
+    for kind in all_kinds():
+        kind.sweep()
     if dispatch.dispatcher().may_lose_messages:
         stale = now - timedelta(seconds=settings.COLLECT_REDISPATCH_SECONDS)
         for job_id in Job.objects.filter(status=Status.QUEUED, queued_at__lt=stale).values_list(

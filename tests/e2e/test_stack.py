@@ -310,3 +310,61 @@ def test_the_api_docs_are_served(server):
         "/api/tasks/{task_id}/",
     ):
         assert path in document["paths"], path
+
+
+# Exports.
+
+NASTY_ROWS = [
+    ["1", "2024-01-01T00:00:00Z", "comma, inside", 'quote "inside"'],
+    ["2", "2024-01-01T12:00:00+02:00", "new\nline", "crlf\r\ninside"],
+    ["3", "2024-01-01 23:59:59.999999", "", "  spaces kept  "],
+    ["4", "2024-01-02", "ünïcödé ✓ 日本", "=1+2"],
+]
+NASTY_HEADER = ["id", "submitted_at", "text", "note"]
+
+
+def downloaded(client, task_id: str) -> list[list[str]]:
+    reply = client.get(f"/api/tasks/{task_id}/download/")
+    assert reply.status == 200, reply.body[:300]
+    assert reply.headers["Content-Type"].startswith("text/csv")
+    return list(csv.reader(io.StringIO(reply.text, newline="")))
+
+
+def test_an_export_gives_back_exactly_what_was_imported(server, alice):
+    content = small_csv(NASTY_ROWS, NASTY_HEADER)
+    task_id = alice.start_import(content, dataset="nasty")["task_id"]
+    alice.wait_for_status(task_id, "completed")
+
+    reply = alice.post("/api/exports/")  # no body: the range is required
+    assert reply.status == 400
+    reply = alice.get("/api/export/?from_date=2023-12-31&to_date=2024-01-02&dataset=nasty")
+    assert reply.status == 202, reply.body
+    export_id = reply.json()["task_id"]
+    assert alice.get(f"/api/tasks/{export_id}/download/").status in (200, 409)
+    job = alice.wait_for_status(export_id, "completed")
+    assert job["download_url"].endswith(f"/api/tasks/{export_id}/download/")
+    rows = downloaded(alice, export_id)
+    assert rows[0] == NASTY_HEADER
+    assert rows[1:4] == NASTY_ROWS[:3]
+    assert rows[4] == [*NASTY_ROWS[3][:3], "'=1+2"]  # a formula cell, neutralised
+
+
+def test_a_large_export_pauses_and_resumes_with_every_row_once(server, alice, big_csv):
+    task_id = alice.start_import(big_csv.path, dataset="to-export")["task_id"]
+    alice.wait_for_status(task_id, "completed", timeout=120)
+    reply = alice.get("/api/export/?from_date=2000-01-01&to_date=2100-01-01&dataset=to-export")
+    export_id = reply.json()["task_id"]
+    alice.wait_until_writing(export_id)
+
+    assert alice.control(export_id, "pause").status == 200
+    paused = alice.wait_for_status(export_id, "paused", timeout=10)
+    assert 0 < paused["progress"]["rows_done"] < big_csv.rows
+    time.sleep(0.5)
+    assert alice.job(export_id)["progress"] == paused["progress"]
+    assert alice.get(f"/api/tasks/{export_id}/download/").status == 409
+
+    assert alice.control(export_id, "resume").status == 200
+    alice.wait_for_status(export_id, "completed", timeout=120)
+    rows = downloaded(alice, export_id)
+    assert len(rows) == 1 + big_csv.rows
+    assert len({row[0] for row in rows[1:]}) == big_csv.rows

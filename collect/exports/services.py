@@ -1,0 +1,105 @@
+"""Starting an export: the date range, the columns, and the segments it will read."""
+
+import re
+import uuid
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from collect.datasets import segments
+from collect.datasets.models import Dataset
+from collect.errors import InvalidInput, NotFound
+from collect.imports.csvsource import parse_timestamp
+from collect.jobs.dispatch import job_enqueue
+from collect.jobs.models import Job
+from collect.jobs.states import Kind, Status
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DAY = int(timedelta(days=1) / timedelta(microseconds=1))
+
+
+def export_range(start: str | None, end: str | None) -> tuple[int, int]:
+    """[start, end) in µs since the epoch, from inclusive bounds: days (UTC) or ISO 8601
+    date-times."""
+    if not start or not end:
+        raise InvalidInput(
+            "both ends of the range are required, e.g. from 2026-01-01 to 2026-01-31"
+        )
+    first = _moment(start, "from")
+    last = _moment(end, "to")
+    if first > last:
+        raise InvalidInput(f"the range starts after it ends: {start} > {end}")
+    # An inclusive end: a whole day, or the very microsecond given.
+    return first, last + (_DAY if _DATE.fullmatch(end) else 1)
+
+
+def _moment(text: str, which: str) -> int:
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        raise InvalidInput(
+            f"{which}: {text!r} is not a date (YYYY-MM-DD) or an ISO 8601 date-time"
+        ) from None
+
+
+def export_start(
+    *,
+    owner,
+    dataset_name: str,
+    start: int,
+    end: int,
+    columns: list[str] | None = None,
+    raw: bool = False,
+) -> Job:
+    """Create and queue the export of the owner's dataset rows with start <= timestamp < end,
+    from the imports completed by now."""
+    try:
+        dataset = Dataset.objects.get(owner=owner, name=dataset_name)
+    except Dataset.DoesNotExist:
+        raise NotFound(f"you have no dataset {dataset_name!r}") from None
+    header = columns or dataset.columns
+    unknown = [name for name in header if name not in dataset.columns]
+    if unknown or len(set(header)) != len(header):
+        raise InvalidInput(
+            f"columns must be distinct columns of {dataset_name!r}; unknown: {unknown}",
+            columns=dataset.columns,
+        )
+    plan = _segments_in_range(dataset, start, end)
+    job = Job(id=uuid.uuid4(), kind=Kind.EXPORT, owner=owner, dataset=dataset)
+    job.queued_at = timezone.now()
+    job.params = {
+        "start": start,
+        "end": end,
+        "header": header,
+        "columns": [dataset.columns.index(name) + 1 for name in header],
+        "raw": raw,
+        "segments": plan,
+        "lines_total": sum(segment["last_line"] for segment in plan),
+    }
+    with transaction.atomic():
+        job.save()
+        job_enqueue(job.id)
+    return job
+
+
+def _segments_in_range(dataset: Dataset, start: int, end: int) -> list[dict]:
+    """The segments of the dataset's completed imports that may hold rows in the range; what
+    is completed later is not part of this export."""
+    plan = []
+    imports = Job.objects.filter(dataset=dataset, kind=Kind.IMPORT, status=Status.COMPLETED)
+    for job in imports.order_by("finished_at"):
+        index, default = job.params["timestamp_index"], job.params["default_timestamp"]
+        if index is None and not start <= default < end:
+            continue  # every row has the upload time, and it is outside the range
+        table = segments.segment_table(job.id)
+        plan.append(
+            {
+                "table": table,
+                "timestamp_index": index,
+                "default_timestamp": default,
+                "filter": index is not None,
+                "last_line": segments.segment_last_line(table),
+            }
+        )
+    return plan
