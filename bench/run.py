@@ -366,6 +366,8 @@ def bench_postgres(args, data: Path, width: int, scratch: Path, report) -> None:
             lambda: psql_copy_rate(database_url, data, args.rows, width),
         )
         bench_stack("PostgreSQL", stack, baseline, 0.5, args, data, report)
+        copy_out = lambda: psql_copy_out_rate(database_url, args.rows)  # noqa: E731
+        bench_exports("PostgreSQL", stack, copy_out, args, report)
     finally:
         stack.stop()
         with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as admin:

@@ -26,7 +26,7 @@ from collect.api.serializers import (
     UploadSerializer,
 )
 from collect.errors import Conflict, Gone, InvalidInput
-from collect.exports.services import export_range, export_start
+from collect.exports.services import export_start
 from collect.exports.storage import final_path
 from collect.imports.services import import_start
 from collect.jobs import selectors, services
@@ -74,9 +74,7 @@ class UploadFileApi(APIView):
             timestamp_column=form.validated_data["timestamp_column"] or None,
             on_error=form.validated_data["on_error"],
         )
-        return Response(
-            JobSerializer(job, context={"request": request}).data, http.HTTP_202_ACCEPTED
-        )
+        return _accepted(request, job)
 
 
 @extend_schema(
@@ -219,16 +217,13 @@ class ExportBriefApi(APIView):
     )
     def get(self, request):
         params = request.query_params
-        start, end = export_range(params.get("from_date"), params.get("to_date"))
         job = export_start(
             owner=request.user,
             dataset_name=params.get("dataset") or "responses",
-            start=start,
-            end=end,
+            first=params.get("from_date"),
+            last=params.get("to_date"),
         )
-        return Response(
-            JobSerializer(job, context={"request": request}).data, http.HTTP_202_ACCEPTED
-        )
+        return _accepted(request, job)
 
 
 class ExportCreateApi(APIView):
@@ -243,18 +238,15 @@ class ExportCreateApi(APIView):
         form = ExportSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        start, end = export_range(data["from"], data["to"])
         job = export_start(
             owner=request.user,
             dataset_name=data["dataset"],
-            start=start,
-            end=end,
+            first=data["from"],
+            last=data["to"],
             columns=data.get("columns") or None,
             raw=data["raw"],
         )
-        return Response(
-            JobSerializer(job, context={"request": request}).data, http.HTTP_202_ACCEPTED
-        )
+        return _accepted(request, job)
 
 
 class TaskDownloadApi(APIView):
@@ -281,6 +273,11 @@ class TaskDownloadApi(APIView):
             raise Gone("the export's file has expired; start the export again") from None
         name = f"{job.dataset.name}-{job.pk}.csv"
         return FileResponse(stream, as_attachment=True, filename=name, content_type="text/csv")
+
+
+def _accepted(request, job) -> Response:
+    """202 with the job that will do the work."""
+    return Response(JobSerializer(job, context={"request": request}).data, http.HTTP_202_ACCEPTED)
 
 
 class _Echo:

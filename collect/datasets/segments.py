@@ -18,8 +18,11 @@ import csv
 import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 from django.db import DataError, connection
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # write(rows, raw, count): `count` records, as rows the way the store wants them (see
 # `rows_numbered`) or, where the store takes them (`takes_raw_csv`), as CSV bytes in `raw`.
@@ -81,34 +84,53 @@ def segment_last_line(table: str) -> int:
 
 def segment_export(
     table: str,
+    write: Callable[[bytes], object],
     *,
     columns: list[int],
     after_line: int,
     up_to_line: int,
-    timestamp: tuple[str, int, int] | None,
+    timestamp: tuple[int, int, int] | None,
     raw: bool,
-) -> tuple[bytes, int]:
-    """The rows with `after_line < line <= up_to_line` (and, given `timestamp` as (sql,
-    start, end), start <= timestamp < end) as CSV, with how many there are. Unless `raw`,
-    cells that a spreadsheet would run as a formula are prefixed with a quote."""
+) -> int:
+    """Write the rows with `after_line < line <= up_to_line` as CSV, and, given `timestamp`
+    as (column index, start, end), start <= timestamp < end; returns how many. Unless
+    `raw`, cells that a spreadsheet would run as a formula are prefixed with a quote."""
     names = [value_columns(number)[-1] for number in columns]
     where = f"line > {int(after_line)} AND line <= {int(up_to_line)}"
-    if timestamp is not None:
-        sql, start, end = timestamp
-        where += f" AND {sql} >= {int(start)} AND {sql} < {int(end)}"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            if timestamp is not None:
+                index, start, end = timestamp
+                column = f"{value_columns(index + 1)[-1]}::timestamptz"  # sessions are UTC
+                where += f" AND {column} >= '{_iso(start)}' AND {column} < '{_iso(end)}'"
             selected = ", ".join(names if raw else map(_neutralised_sql, names))
-            query = f"SELECT {selected} FROM {table} WHERE {where} ORDER BY line"
-            copy_sql = f"COPY ({query}) TO STDOUT (FORMAT csv)"
+            # No ORDER BY: the rows of a range come in the table's physical order, which is
+            # the order COPY loaded them in; a batch is exact whatever the order inside it.
+            copy_sql = f"COPY (SELECT {selected} FROM {table} WHERE {where}) TO STDOUT (FORMAT csv)"
+            # A segment fresh from its import has no statistics yet, and without them the
+            # planner may scan the whole table for each range: use the BRIN index.
+            cursor.execute("SET LOCAL enable_seqscan = off")
             with connection.wrap_database_errors, cursor.copy(copy_sql) as copy:
-                data = b"".join(copy)
-            return data, cursor.rowcount
-        cursor.execute(f"SELECT {', '.join(names)} FROM {table} WHERE {where} ORDER BY line")
+                for data in copy:
+                    write(data)
+            return cursor.rowcount
+        parameters: list[int] = []
+        if timestamp is not None:
+            index, start, end = timestamp
+            column = f"collect_timestamp({value_columns(index + 1)[-1]})"
+            where += f" AND {column} >= %s AND {column} < %s"
+            parameters = [start, end]
+        query = f"SELECT {', '.join(names)} FROM {table} WHERE {where} ORDER BY line"
+        cursor.execute(query, parameters)
         rows = cursor.fetchall()
     if not raw:
         rows = [[neutralised(value) for value in row] for row in rows]
-    return csv_bytes(rows), len(rows)
+    write(csv_bytes(rows))
+    return len(rows)
+
+
+def _iso(microseconds: int) -> str:
+    return (_EPOCH + timedelta(microseconds=microseconds)).isoformat()
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -22,7 +22,7 @@ from collect.exports.storage import (
 from collect.jobs.kinds import JobFailed, Progress
 from collect.jobs.models import Job
 
-LINES_PER_QUERY = 20_000
+LINES_PER_QUERY = 50_000  # ~0.1 s of COPY at most; fewer when the time left is shorter
 
 
 class ExportKind:
@@ -51,6 +51,7 @@ class ExportRun:
         self.line = checkpoint["line"]
         self.scanned = checkpoint["scanned"]
         self.rows = job.rows_done
+        self.pace = 1e-6  # seconds a line; each query measures it again
         self.file = self._open(checkpoint["size"])
 
     def _open(self, size: int):
@@ -67,19 +68,24 @@ class ExportRun:
     def step(self, *, deadline: float, max_rows: int) -> Progress:
         plan = self.params["segments"]
         rows = 0
-        while rows < max_rows and time.monotonic() < deadline and self.segment < len(plan):
+        while rows < max_rows and self.segment < len(plan):
+            now = time.monotonic()
+            if now >= deadline:
+                break
             segment = plan[self.segment]
-            up_to = min(self.line + min(LINES_PER_QUERY, max_rows - rows), segment["last_line"])
-            data, count = segments.segment_export(
+            # As many lines as fit in the batch's time left, at the pace measured so far.
+            span = min(LINES_PER_QUERY, max_rows - rows, int((deadline - now) / self.pace) + 1)
+            up_to = min(self.line + span, segment["last_line"])
+            rows += segments.segment_export(
                 segment["table"],
+                self.file.write,
                 columns=self.params["columns"],
                 after_line=self.line,
                 up_to_line=up_to,
                 timestamp=self._timestamp_filter(segment),
                 raw=self.params["raw"],
             )
-            self.file.write(data)
-            rows += count
+            self.pace = (time.monotonic() - now) / max(1, up_to - self.line)
             self.scanned += up_to - self.line
             self.line = up_to
             if self.line >= segment["last_line"]:
@@ -100,11 +106,10 @@ class ExportRun:
             finished=self.segment >= len(plan),
         )
 
-    def _timestamp_filter(self, segment: dict) -> tuple[str, int, int] | None:
+    def _timestamp_filter(self, segment: dict) -> tuple[int, int, int] | None:
         if not segment["filter"]:  # the whole segment is in the range (checked at start)
             return None
-        sql = segments.timestamp_sql(segment["timestamp_index"], segment["default_timestamp"])
-        return sql, self.params["start"], self.params["end"]
+        return segment["timestamp_index"], self.params["start"], self.params["end"]
 
     def close(self) -> None:
         self.file.close()

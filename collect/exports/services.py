@@ -47,13 +47,14 @@ def export_start(
     *,
     owner,
     dataset_name: str,
-    start: int,
-    end: int,
+    first: str | None,
+    last: str | None,
     columns: list[str] | None = None,
     raw: bool = False,
 ) -> Job:
-    """Create and queue the export of the owner's dataset rows with start <= timestamp < end,
-    from the imports completed by now."""
+    """Create and queue the export of the owner's dataset rows from `first` to `last`
+    (inclusive days or date-times), from the imports completed by now."""
+    start, end = export_range(first, last)
     try:
         dataset = Dataset.objects.get(owner=owner, name=dataset_name)
     except Dataset.DoesNotExist:
