@@ -33,6 +33,7 @@ from collect.jobs import selectors, services
 from collect.uploads.handlers import too_large
 
 MULTIPART_OVERHEAD = 64 * 1024  # the form fields and part headers around the file
+CSV_FILE = OpenApiResponse(OpenApiTypes.STR, description="A CSV file.")
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such task visible to you.")
 CONFLICT = OpenApiResponse(ConflictSerializer, description="Not allowed in the current state.")
 
@@ -181,7 +182,7 @@ class TaskErrorsApi(APIView):
         summary="Rejected rows of an import, as CSV",
         description="One line per rejected record: its line in the file, why, and its start.",
         responses={
-            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV"),
+            (200, "text/csv"): CSV_FILE,
             404: NOT_FOUND,
         },
     )
@@ -255,7 +256,7 @@ class TaskDownloadApi(APIView):
         summary="The CSV of a completed export",
         description="409 until the export has completed; 410 once its file has expired.",
         responses={
-            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV"),
+            (200, "text/csv"): CSV_FILE,
             404: NOT_FOUND,
             409: CONFLICT,
             410: ErrorSerializer,
