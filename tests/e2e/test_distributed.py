@@ -10,12 +10,18 @@ pytestmark = pytest.mark.e2e
 TAKEOVER_TIMEOUT_S = LEASE_SECONDS + 30
 
 
+def import_under_way(stack, username: str, path):
+    """Start importing `path`; returns the client, the job id and the worker running it."""
+    client = stack.client(username)
+    task_id = client.start_import(path)["task_id"]
+    client.wait_until_writing(task_id)
+    worker = wait_until(lambda: stack.worker_running(task_id), timeout=10, what="its worker")
+    return client, task_id, worker
+
+
 def test_a_killed_workers_job_is_taken_over_and_every_row_lands_once(start_server, big_csv):
     stack = start_server()
-    client = stack.client("erin")
-    task_id = client.start_import(big_csv.path)["task_id"]
-    client.wait_until_writing(task_id)
-    doomed = wait_until(lambda: stack.worker_running(task_id), timeout=10, what="its worker")
+    client, task_id, doomed = import_under_way(stack, "erin", big_csv.path)
 
     stack.kill_workers(doomed)
     rows_at_kill = stack.segment_stats(task_id).rows
@@ -27,10 +33,7 @@ def test_a_killed_workers_job_is_taken_over_and_every_row_lands_once(start_serve
 
 def test_a_pause_holds_across_workers(start_server, big_csv):
     stack = start_server()
-    client = stack.client("frank")
-    task_id = client.start_import(big_csv.path)["task_id"]
-    client.wait_until_writing(task_id)
-    first_worker = wait_until(lambda: stack.worker_running(task_id), timeout=10, what="worker")
+    client, task_id, first_worker = import_under_way(stack, "frank", big_csv.path)
 
     client.control(task_id, "pause")
     paused = client.wait_for_status(task_id, "paused", timeout=10)
