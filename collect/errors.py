@@ -30,3 +30,19 @@ class TooLarge(CollectError):
 
 class Gone(CollectError):
     status_code = 410
+
+
+class Forbidden(CollectError):
+    status_code = 403
+
+
+class Locked(CollectError):
+    """Another request is writing to the same resource right now; try again shortly."""
+
+    status_code = 423
+
+
+class ChecksumMismatch(CollectError):
+    """tus's own status for a chunk whose checksum does not match."""
+
+    status_code = 460

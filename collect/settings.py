@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from corsheaders.defaults import default_headers as default_cors_headers
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "corsheaders",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -51,10 +53,12 @@ INSTALLED_APPS = [
     "collect.datasets",
     "collect.jobs",
     "collect.imports",
+    "collect.uploads",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -120,6 +124,8 @@ for directory in (UPLOAD_DIR, FILE_UPLOAD_TEMP_DIR, STATIC_ROOT):
     directory.mkdir(parents=True, exist_ok=True)
 
 COLLECT_MAX_UPLOAD_BYTES = int(os.environ.get("COLLECT_MAX_UPLOAD_BYTES", 10 * 1024**3))
+# Unfinished resumable uploads are deleted this long after their last chunk.
+COLLECT_UPLOAD_TTL = float(os.environ.get("COLLECT_UPLOAD_TTL", 24 * 3600))
 COLLECT_PAUSE_TIMEOUT = float(os.environ.get("COLLECT_PAUSE_TIMEOUT", 300))
 COLLECT_WORKERS = int(os.environ.get("COLLECT_WORKERS", 2))
 # A batch ends after this many seconds or rows, whichever comes first (PRODUCT.md section 1).
@@ -147,6 +153,44 @@ COLLECT_REDISPATCH_SECONDS = float(os.environ.get("COLLECT_REDISPATCH_SECONDS", 
 COLLECT_DISPATCH = os.environ.get(
     "COLLECT_DISPATCH", "celery" if CELERY_BROKER_URL else "inprocess"
 )
+
+# CORS, so that browser clients on other origins (tus-js-client, Uppy) can use the API.
+# Credentials (cookies) are never allowed cross-origin: another site must send a token.
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOWED_ORIGINS = env_list("COLLECT_CORS_ORIGINS", "*")
+CORS_ALLOW_ALL_ORIGINS = CORS_ALLOWED_ORIGINS == ["*"]
+if CORS_ALLOW_ALL_ORIGINS:
+    CORS_ALLOWED_ORIGINS = []
+CORS_ALLOW_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST"]
+CORS_ALLOW_HEADERS = [
+    *default_cors_headers,
+    "tus-resumable",
+    "upload-length",
+    "upload-defer-length",
+    "upload-metadata",
+    "upload-offset",
+    "upload-checksum",
+    "upload-concat",
+    "x-http-method-override",
+    "x-requested-with",
+]
+CORS_EXPOSE_HEADERS = [
+    "Location",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Defer-Length",
+    "Upload-Metadata",
+    "Upload-Expires",
+    "Upload-Concat",
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
+    "Collect-Task-Id",
+    "Collect-Task-Url",
+    "Collect-Error",
+]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

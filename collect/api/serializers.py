@@ -44,6 +44,7 @@ class JobSerializer(serializers.ModelSerializer):
     dataset = serializers.CharField(source="dataset.name")
     progress = ProgressSerializer(source="*")
     filename = serializers.SerializerMethodField()
+    upload_id = serializers.SerializerMethodField()
     download_url = serializers.SerializerMethodField()
     errors_url = serializers.SerializerMethodField()
 
@@ -55,6 +56,7 @@ class JobSerializer(serializers.ModelSerializer):
             "status",
             "dataset",
             "filename",
+            "upload_id",
             "created_at",
             "started_at",
             "finished_at",
@@ -70,6 +72,11 @@ class JobSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_filename(self, job: Job) -> str | None:
         return job.params.get("filename")
+
+    @extend_schema_field(serializers.UUIDField(allow_null=True))
+    def get_upload_id(self, job: Job) -> str | None:
+        """The resumable upload the import's file came from."""
+        return job.params.get("upload_id")
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_download_url(self, job: Job) -> str | None:

@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from collect.api import views
+from collect.api import tus, views
 
 urlpatterns = [
     # The brief's endpoints, paths unchanged.
@@ -18,4 +18,7 @@ urlpatterns = [
     path("tasks/<str:task_id>/terminate/", views.TerminateApi.as_view(), name="task-terminate"),
     path("tasks/<str:task_id>/errors/", views.TaskErrorsApi.as_view(), name="task-errors"),
     path("tasks/<str:task_id>/download/", views.TaskDownloadApi.as_view(), name="task-download"),
+    # Resumable uploads (tus 1.0.0); tus clients use the Location they get back verbatim.
+    path("uploads/", tus.UploadCreateApi.as_view(), name="uploads"),
+    re_path(r"^uploads/(?P<upload_id>[^/]+)/?$", tus.UploadApi.as_view(), name="upload"),
 ]

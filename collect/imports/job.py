@@ -3,9 +3,11 @@
 import logging
 import time
 
+from django.conf import settings
 from django.db import DatabaseError, transaction
 
 from collect.datasets import segments
+from collect.imports.compressed import CappedGzipReader, InputError, open_input
 from collect.imports.csvsource import Block, CsvSource, Reject
 from collect.imports.models import RejectedRow
 from collect.jobs.kinds import JobFailed, Progress
@@ -51,8 +53,9 @@ class ImportRun:
             self.file = upload_open(params["path"])
         except FileNotFoundError:
             raise JobFailed("the uploaded file is gone from storage") from None
+        self.stream = open_input(self.file, limit=settings.COLLECT_MAX_UPLOAD_BYTES)
         self.source = CsvSource(
-            self.file,
+            self.stream,
             offset=checkpoint["offset"],
             line=checkpoint["line"],
             columns=params["columns"],
@@ -63,6 +66,12 @@ class ImportRun:
         segments.segment_create(self.table, self.width)
 
     def step(self, *, deadline: float, max_rows: int) -> Progress:
+        try:
+            return self._step_with_fallback(deadline, max_rows)
+        except InputError as error:
+            raise JobFailed(str(error)) from None
+
+    def _step_with_fallback(self, deadline: float, max_rows: int) -> Progress:
         if not self.source.keep_raw:
             return self._step(deadline, max_rows)
         start = (self.source.offset, self.source.line, self.rows_done, self.rows_rejected)
@@ -100,9 +109,17 @@ class ImportRun:
             checkpoint={"offset": self.source.offset, "line": self.source.line},
             rows_done=self.rows_done,
             rows_rejected=self.rows_rejected,
-            bytes_done=self.source.offset,
+            bytes_done=self._bytes_read(),
             finished=self.source.finished,
         )
+
+    def _bytes_read(self) -> int:
+        """Progress through the stored file, which is what `bytes_total` counts."""
+        if isinstance(self.stream, CappedGzipReader):
+            if self.source.finished:
+                return self.job.bytes_total
+            return min(self.stream.compressed_offset(), self.job.bytes_total)
+        return self.source.offset
 
     def _take(self, block: Block, write, rejects: list[Reject]) -> None:
         if block.rejects:
@@ -116,6 +133,7 @@ class ImportRun:
             self.rows_done += block.count
 
     def close(self) -> None:
+        self.stream.close()
         self.file.close()
 
 

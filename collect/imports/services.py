@@ -3,11 +3,13 @@
 import uuid
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from collect.datasets.services import dataset_for_import
 from collect.errors import InvalidInput
+from collect.imports.compressed import InputError, open_input
 from collect.imports.csvsource import HeaderError, read_header
 from collect.imports.job import ON_ERROR_ABORT, ON_ERROR_SKIP
 from collect.jobs.dispatch import job_enqueue
@@ -26,15 +28,19 @@ def import_start(
     dataset_name: str,
     timestamp_column: str | None = None,
     on_error: str = ON_ERROR_ABORT,
+    upload_id: str | None = None,
 ) -> Job:
     """Check the file's header, create its import job and queue it; the file moves into
     upload storage. Raises InvalidInput, leaving the file where it was, if it cannot work."""
     if on_error not in (ON_ERROR_ABORT, ON_ERROR_SKIP):
         raise InvalidInput(f"on_error must be {ON_ERROR_ABORT!r} or {ON_ERROR_SKIP!r}")
     try:
-        with open(source, "rb") as stream:
+        with (
+            open(source, "rb") as file,
+            open_input(file, limit=settings.COLLECT_MAX_UPLOAD_BYTES) as stream,
+        ):
             header = read_header(stream)
-    except HeaderError as error:
+    except (HeaderError, InputError) as error:
         raise InvalidInput(str(error)) from None
     timestamp_index = _timestamp_index(header.columns, timestamp_column)
     job_id = uuid.uuid4()
@@ -43,11 +49,12 @@ def import_start(
         job = Job(id=job_id, kind=Kind.IMPORT, owner=owner, dataset=dataset)
         job.queued_at = timezone.now()
         job.bytes_total = source.stat().st_size
-        job.bytes_done = header.end_offset
+        job.bytes_done = min(header.end_offset, job.bytes_total)  # less if compressed
         job.checkpoint = {"offset": header.end_offset, "line": header.lines}
         job.params = {
             "path": f"{job_id}.csv",
             "filename": filename,
+            "upload_id": upload_id,  # the resumable upload it came from, if any
             "columns": header.columns,
             "on_error": on_error,
             "timestamp_index": timestamp_index,

@@ -14,6 +14,7 @@ from collect.jobs.kinds import all_kinds
 from collect.jobs.models import Job
 from collect.jobs.services import job_expire_pause, job_recover, job_redispatch
 from collect.jobs.states import OWNED, Status
+from collect.uploads.services import upload_sweep
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ def sweep() -> None:
         job_expire_pause(job_id=job_id, paused_before=deadline)
     for kind in all_kinds():
         kind.sweep()
+    upload_sweep(now)
     if dispatch.dispatcher().may_lose_messages:
         stale = now - timedelta(seconds=settings.COLLECT_REDISPATCH_SECONDS)
         for job_id in Job.objects.filter(status=Status.QUEUED, queued_at__lt=stale).values_list(

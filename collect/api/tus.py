@@ -1,0 +1,299 @@
+"""Resumable uploads by the tus 1.0.0 protocol (https://tus.io/protocols/resumable-upload),
+at /api/uploads/: this module only translates the protocol's headers to and from
+collect.uploads.services, which does the work.
+
+Extensions: creation, creation-with-upload, creation-defer-length, termination, checksum
+(sha1, md5, sha256), expiration and concatenation.
+"""
+
+import base64
+import binascii
+import io
+import re
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http import HttpResponse
+from django.urls import reverse
+from django.utils.http import http_date
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.views import APIView
+
+from collect.errors import CollectError, InvalidInput
+from collect.uploads import services
+from collect.uploads.models import Upload
+from collect.uploads.selectors import upload_visible_to
+
+TUS_VERSION = "1.0.0"
+TUS_EXTENSIONS = (
+    "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration,"
+    "concatenation"
+)
+CHUNK_TYPE = "application/offset+octet-stream"
+METADATA_KEYS = ("filename", "dataset", "timestamp_column", "on_error")
+_UPLOAD_PATH = re.compile(r"/api/uploads/([^/]+)/?$")
+
+
+class PreconditionFailed(CollectError):
+    status_code = 412
+
+
+class UnsupportedMediaType(CollectError):
+    status_code = 415
+
+
+class TusApi(APIView):
+    """What every tus resource shares: the version check, method override, and the headers
+    every response carries."""
+
+    parser_classes = []  # a chunk is read as a stream, never parsed
+
+    def dispatch(self, request, *args, **kwargs):
+        # For clients behind proxies that only pass GET and POST.
+        override = request.headers.get("X-HTTP-Method-Override")
+        if request.method == "POST" and override:
+            request.method = override.upper()
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_permissions(self):
+        if self.request.method == "OPTIONS":
+            return []  # discovery needs no account
+        return super().get_permissions()
+
+    def initial(self, request, *args, **kwargs):
+        if request.method != "OPTIONS" and request.headers.get("Tus-Resumable") != TUS_VERSION:
+            raise PreconditionFailed(f"this server speaks tus {TUS_VERSION}: send Tus-Resumable")
+        super().initial(request, *args, **kwargs)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["Tus-Resumable"] = TUS_VERSION
+        response["Cache-Control"] = "no-store"
+        if response.status_code == PreconditionFailed.status_code:
+            response["Tus-Version"] = TUS_VERSION
+        return response
+
+    @extend_schema(exclude=True)
+    def options(self, request, *args, **kwargs):
+        response = HttpResponse(status=204)
+        response["Tus-Version"] = TUS_VERSION
+        response["Tus-Max-Size"] = str(settings.COLLECT_MAX_UPLOAD_BYTES)
+        response["Tus-Extension"] = TUS_EXTENSIONS
+        response["Tus-Checksum-Algorithm"] = ",".join(services.CHECKSUM_ALGORITHMS)
+        return response
+
+
+class UploadCreateApi(TusApi):
+    @extend_schema(
+        operation_id="upload_create",
+        summary="Create a resumable upload (tus 1.0.0)",
+        description=(
+            "tus creation: `Upload-Length` (or `Upload-Defer-Length: 1`), optional "
+            "`Upload-Metadata` with base64 values for `filename`, `dataset`, "
+            "`timestamp_column` and `on_error`. A body of type "
+            "application/offset+octet-stream is the first chunk. `Upload-Concat: partial` "
+            "makes a piece of a later `Upload-Concat: final;URL URL…` upload. Answers 201 "
+            "with `Location`. When the upload is complete its import starts and "
+            "`Collect-Task-Id` names the job."
+        ),
+        request={CHUNK_TYPE: OpenApiTypes.BINARY},
+        parameters=[OpenApiParameter("Tus-Resumable", str, "header", required=True)],
+        responses={201: OpenApiResponse(description="Created; see `Location`.")},
+    )
+    def post(self, request):
+        options = _options(request.headers.get("Upload-Metadata", ""))
+        metadata = request.headers.get("Upload-Metadata", "")
+        concat = request.headers.get("Upload-Concat", "")
+        if concat.startswith("final;"):
+            upload = services.upload_concatenate(
+                owner=request.user,
+                part_ids=[_upload_id(url) for url in concat.removeprefix("final;").split()],
+                options=options,
+                metadata=metadata,
+            )
+            return _created(request, upload)
+        if concat not in ("", "partial"):
+            raise InvalidInput("Upload-Concat must be `partial` or `final;URL URL…`")
+        upload = services.upload_create(
+            owner=request.user,
+            length=_declared_length(request),
+            options=options,
+            metadata=metadata,
+            partial=concat == "partial",
+        )
+        if _body_length(request):
+            _check_chunk_type(request)
+            upload = services.upload_append(
+                owner=request.user,
+                upload_id=str(upload.id),
+                offset=0,
+                body=request.stream,
+                body_length=_body_length(request),
+                checksum=_checksum(request),
+            )
+        return _created(request, upload)
+
+
+class UploadApi(TusApi):
+    @extend_schema(exclude=True)
+    def head(self, request, upload_id: str):
+        upload = upload_visible_to(request.user, upload_id)
+        response = HttpResponse(status=200)
+        _describe(request, upload, response)
+        if upload.metadata:
+            response["Upload-Metadata"] = upload.metadata
+        if upload.concat == Upload.Concat.PARTIAL:
+            response["Upload-Concat"] = "partial"
+        elif upload.concat == Upload.Concat.FINAL:
+            urls = " ".join(_location(request, part) for part in upload.parts)
+            response["Upload-Concat"] = f"final;{urls}"
+        if upload.error:
+            response["Collect-Error"] = upload.error
+        return response
+
+    @extend_schema(
+        operation_id="upload_append",
+        summary="Append a chunk to a resumable upload (tus 1.0.0)",
+        description=(
+            "The body is written at `Upload-Offset`, which must equal the upload's offset "
+            "(else 409). With `Upload-Checksum: sha1|md5|sha256 BASE64` a mismatching chunk "
+            "is discarded (460). Answers 204 with the new `Upload-Offset`; the request that "
+            "completes the upload also carries `Collect-Task-Id`."
+        ),
+        request={CHUNK_TYPE: OpenApiTypes.BINARY},
+        parameters=[
+            OpenApiParameter("Tus-Resumable", str, "header", required=True),
+            OpenApiParameter("Upload-Offset", int, "header", required=True),
+        ],
+        responses={204: OpenApiResponse(description="Stored; see `Upload-Offset`.")},
+    )
+    def patch(self, request, upload_id: str):
+        _check_chunk_type(request)
+        upload = services.upload_append(
+            owner=request.user,
+            upload_id=upload_id,
+            offset=_header_int(request, "Upload-Offset", required=True),
+            body=request.stream or io.BytesIO(),
+            body_length=_body_length(request),
+            checksum=_checksum(request),
+            length=_header_int(request, "Upload-Length"),
+        )
+        response = HttpResponse(status=204)
+        _describe(request, upload, response)
+        return response
+
+    @extend_schema(
+        operation_id="upload_terminate",
+        summary="Terminate a resumable upload (tus 1.0.0)",
+        description="Deletes the bytes received; later requests for it answer 410.",
+        parameters=[OpenApiParameter("Tus-Resumable", str, "header", required=True)],
+        responses={204: OpenApiResponse(description="Terminated.")},
+    )
+    def delete(self, request, upload_id: str):
+        services.upload_terminate(owner=request.user, upload_id=upload_id)
+        return HttpResponse(status=204)
+
+
+def _created(request, upload: Upload) -> HttpResponse:
+    response = HttpResponse(status=201)
+    response["Location"] = _location(request, upload.id)
+    _describe(request, upload, response)
+    return response
+
+
+def _describe(request, upload: Upload, response: HttpResponse) -> None:
+    """The headers that say where an upload stands."""
+    response["Upload-Offset"] = str(upload.offset)
+    if upload.length is None:
+        response["Upload-Defer-Length"] = "1"
+    else:
+        response["Upload-Length"] = str(upload.length)
+    if upload.state == Upload.State.RECEIVING:
+        response["Upload-Expires"] = http_date(upload.expires_at.timestamp())
+    if upload.job_id:
+        response["Collect-Task-Id"] = str(upload.job_id)
+        response["Collect-Task-Url"] = request.build_absolute_uri(
+            reverse("task-detail", args=[upload.job_id])
+        )
+
+
+def _location(request, upload_id) -> str:
+    return request.build_absolute_uri(reverse("upload", args=[upload_id]))
+
+
+def _options(header: str) -> services.UploadOptions:
+    """Upload-Metadata: comma-separated `key base64(value)` pairs; Collect reads four keys
+    and keeps the rest only to give them back."""
+    values: dict[str, str] = {}
+    for pair in filter(None, (part.strip() for part in header.split(","))):
+        key, _, encoded = pair.partition(" ")
+        try:
+            value = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise InvalidInput(
+                f"Upload-Metadata: the value of {key!r} is not base64 of UTF-8"
+            ) from None
+        if key in METADATA_KEYS:
+            values[key] = value
+    return services.UploadOptions(
+        filename=values.get("filename", ""),
+        dataset=values.get("dataset") or "responses",
+        timestamp_column=values.get("timestamp_column", ""),
+        on_error=values.get("on_error") or "abort",
+    )
+
+
+def _declared_length(request) -> int | None:
+    length = _header_int(request, "Upload-Length")
+    deferred = request.headers.get("Upload-Defer-Length")
+    if deferred is not None and deferred != "1":
+        raise InvalidInput("Upload-Defer-Length must be 1")
+    if (length is None) == (deferred is None):
+        raise InvalidInput("send exactly one of Upload-Length and Upload-Defer-Length: 1")
+    return length
+
+
+def _upload_id(url: str) -> str:
+    match = _UPLOAD_PATH.search(urlsplit(url).path)
+    if not match:
+        raise InvalidInput(f"not an upload URL: {url!r}")
+    return match.group(1)
+
+
+def _header_int(request, name: str, *, required: bool = False) -> int | None:
+    text = request.headers.get(name)
+    if text is None:
+        if required:
+            raise InvalidInput(f"{name} is required")
+        return None
+    if not text.isdigit():
+        raise InvalidInput(f"{name} must be a non-negative integer")
+    return int(text)
+
+
+def _body_length(request) -> int:
+    return int(request.META.get("CONTENT_LENGTH") or 0)
+
+
+def _check_chunk_type(request) -> None:
+    media_type = request.content_type.split(";")[0].strip().lower()
+    if media_type != CHUNK_TYPE:
+        raise UnsupportedMediaType(f"a chunk must be sent as {CHUNK_TYPE}")
+
+
+def _checksum(request) -> services.Checksum | None:
+    header = request.headers.get("Upload-Checksum")
+    if header is None:
+        return None
+    algorithm, _, encoded = header.strip().partition(" ")
+    if algorithm not in services.CHECKSUM_ALGORITHMS:
+        raise InvalidInput(
+            f"unsupported checksum algorithm {algorithm!r}; "
+            f"one of {', '.join(services.CHECKSUM_ALGORITHMS)}"
+        )
+    try:
+        digest = base64.b64decode(encoded.strip(), validate=True)
+    except binascii.Error:
+        raise InvalidInput("Upload-Checksum: the checksum is not base64") from None
+    return services.Checksum(algorithm, digest)

@@ -1,0 +1,58 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Upload(models.Model):
+    """A resumable upload: its state is here, its bytes in upload storage under `file_name`,
+    so any web process can take the next chunk."""
+
+    class State(models.TextChoices):
+        RECEIVING = "receiving"
+        COMPLETE = "complete"
+        FAILED = "failed"  # complete, but its import could not start: see `error`
+        TERMINATED = "terminated"
+        EXPIRED = "expired"
+
+    class Concat(models.TextChoices):
+        NONE = ""
+        PARTIAL = "partial"  # a piece of a later final upload; starts no import itself
+        FINAL = "final"  # the pieces in `parts`, joined
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.RECEIVING)
+    length = models.BigIntegerField(null=True, blank=True)  # null until declared (deferred)
+    offset = models.BigIntegerField(default=0)
+    # The client's Upload-Metadata header as sent, given back on HEAD, and what Collect
+    # takes from it.
+    metadata = models.TextField(blank=True, default="")
+    filename = models.CharField(max_length=255, blank=True, default="")
+    dataset = models.CharField(max_length=100, default="responses")
+    timestamp_column = models.CharField(max_length=200, blank=True, default="")
+    on_error = models.CharField(max_length=10, default="abort")
+    concat = models.CharField(max_length=10, choices=Concat.choices, blank=True, default="")
+    parts = models.JSONField(default=list, blank=True)  # ids of a final upload's partials
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    job = models.OneToOneField(
+        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="upload"
+    )
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "expires_at"], name="upload_expiry")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(length__isnull=True) | models.Q(offset__lte=models.F("length")),
+                name="upload_offset_within_length",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"upload {self.id} ({self.state}, {self.offset}/{self.length})"
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.id}.upload"

@@ -1,0 +1,324 @@
+"""Resumable uploads: create one, append a chunk at its offset, join partial uploads into one,
+terminate, expire. A completed upload starts its import.
+
+The row is the truth about how many bytes are safe: a chunk is written and synced to the file
+first, then the row's offset moves past it. Bytes a crash leaves beyond the row's offset are
+cut off by the next chunk, which is written at the row's offset.
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import transaction
+from django.http import UnreadablePostError
+from django.utils import timezone
+
+from collect.errors import (
+    ChecksumMismatch,
+    CollectError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    Locked,
+    TooLarge,
+)
+from collect.imports.job import ON_ERROR_ABORT, ON_ERROR_SKIP
+from collect.imports.services import import_start
+from collect.uploads.models import Upload
+from collect.uploads.selectors import upload_visible_to
+from collect.uploads.storage import upload_delete, upload_path
+
+log = logging.getLogger(__name__)
+CHECKSUM_ALGORITHMS = ("sha1", "md5", "sha256")
+READ_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Checksum:
+    algorithm: str
+    digest: bytes
+
+
+@dataclass(frozen=True)
+class UploadOptions:
+    """What the client says about the file: its name and where and how to import it."""
+
+    filename: str = ""
+    dataset: str = "responses"
+    timestamp_column: str = ""
+    on_error: str = ON_ERROR_ABORT
+
+    def __post_init__(self) -> None:
+        if not self.dataset.strip() or len(self.dataset) > 100:
+            raise InvalidInput("dataset must be a name of 1 to 100 characters")
+        if self.on_error not in (ON_ERROR_ABORT, ON_ERROR_SKIP):
+            raise InvalidInput(f"on_error must be {ON_ERROR_ABORT!r} or {ON_ERROR_SKIP!r}")
+        if len(self.filename) > 255 or len(self.timestamp_column) > 200:
+            raise InvalidInput("filename or timestamp_column is too long")
+
+
+def upload_expiry(now: datetime | None = None) -> datetime:
+    return (now or timezone.now()) + timedelta(seconds=settings.COLLECT_UPLOAD_TTL)
+
+
+def upload_create(
+    *,
+    owner,
+    length: int | None,
+    options: UploadOptions,
+    metadata: str = "",
+    partial: bool = False,
+) -> Upload:
+    """A new, empty upload; `length` None means the client declares it later."""
+    if length is not None:
+        _check_length(length)
+    upload = Upload.objects.create(
+        owner=owner,
+        length=length,
+        metadata=metadata,
+        filename=_display_name(options.filename),
+        dataset=options.dataset,
+        timestamp_column=options.timestamp_column,
+        on_error=options.on_error,
+        concat=Upload.Concat.PARTIAL if partial else Upload.Concat.NONE,
+        expires_at=upload_expiry(),
+    )
+    upload_path(upload.file_name).touch()
+    if length == 0:
+        return _complete(upload)
+    return upload
+
+
+def upload_append(
+    *,
+    owner,
+    upload_id: str,
+    offset: int,
+    body: BinaryIO,
+    body_length: int | None = None,
+    checksum: Checksum | None = None,
+    length: int | None = None,
+) -> Upload:
+    """Write one chunk at `offset`, which must be where the upload stands; a chunk whose
+    checksum does not match is discarded whole. `length` declares a deferred length."""
+    upload = _receiving(owner, upload_id)
+    with _writing(upload) as file:
+        upload.refresh_from_db()  # another request may have moved it while we waited
+        _check_receiving(upload)
+        if offset != upload.offset:
+            raise Conflict(
+                f"Upload-Offset {offset} does not match the upload's offset {upload.offset}",
+                offset=upload.offset,
+            )
+        if length is not None:
+            _declare_length(upload, length)
+        room = (upload.length if upload.length is not None else _max_bytes()) - offset
+        if body_length is not None and body_length > room:
+            raise TooLarge(
+                f"the chunk of {body_length} bytes goes past the upload's end",
+                room=room,
+            )
+        written = _write_chunk(file, offset, body, room, checksum)
+        return _advance(upload, offset, written)
+
+
+def upload_concatenate(
+    *, owner, part_ids: list[str], options: UploadOptions, metadata: str = ""
+) -> Upload:
+    """A final upload made of complete partial uploads, in order; its import starts."""
+    if not part_ids:
+        raise InvalidInput("Upload-Concat: final names no partial uploads")
+    parts = [upload_visible_to(owner, part_id) for part_id in part_ids]
+    for part in parts:
+        if part.concat != Upload.Concat.PARTIAL:
+            raise InvalidInput(f"upload {part.id} is not a partial upload")
+        if part.state != Upload.State.COMPLETE:
+            raise InvalidInput(f"partial upload {part.id} is not complete")
+    length = sum(part.offset for part in parts)
+    _check_length(length)
+    final = Upload.objects.create(
+        owner=owner,
+        length=length,
+        metadata=metadata,
+        filename=_display_name(options.filename),
+        dataset=options.dataset,
+        timestamp_column=options.timestamp_column,
+        on_error=options.on_error,
+        concat=Upload.Concat.FINAL,
+        parts=[str(part.id) for part in parts],
+        expires_at=upload_expiry(),
+    )
+    with open(upload_path(final.file_name), "wb") as target:
+        for part in parts:
+            with open(upload_path(part.file_name), "rb") as source:
+                shutil.copyfileobj(source, target, READ_BYTES)
+        _sync(target)
+    final.offset = length
+    final.save(update_fields=["offset"])
+    return _complete(final)
+
+
+def upload_terminate(*, owner, upload_id: str) -> None:
+    """Forget the upload and free its bytes; an import it already started is not touched."""
+    upload = upload_visible_to(owner, upload_id)
+    Upload.objects.filter(pk=upload.pk).update(state=Upload.State.TERMINATED)
+    if upload.job_id is None:
+        upload_delete(upload.file_name)
+
+
+def upload_sweep(now: datetime | None = None) -> int:
+    """Expire unfinished uploads, and partial ones never joined, past their time; returns
+    how many."""
+    now = now or timezone.now()
+    expired = Upload.objects.filter(expires_at__lt=now).filter(
+        state__in=(Upload.State.RECEIVING, Upload.State.COMPLETE), job__isnull=True
+    )
+    count = 0
+    for upload in expired:
+        if Upload.objects.filter(pk=upload.pk, state=upload.state).update(
+            state=Upload.State.EXPIRED
+        ):
+            upload_delete(upload.file_name)
+            count += 1
+    return count
+
+
+def _receiving(owner, upload_id: str) -> Upload:
+    upload = upload_visible_to(owner, upload_id)
+    _check_receiving(upload)
+    return upload
+
+
+def _check_receiving(upload: Upload) -> None:
+    if upload.concat == Upload.Concat.FINAL:
+        raise Forbidden("a final concatenated upload takes no more bytes")
+    if upload.state != Upload.State.RECEIVING:
+        raise Conflict(f"the upload is {upload.state}; it takes no more bytes")
+
+
+def _declare_length(upload: Upload, length: int) -> None:
+    if upload.length is not None:
+        if length != upload.length:
+            raise InvalidInput(f"the upload's length is already {upload.length}")
+        return
+    _check_length(length)
+    if length < upload.offset:
+        raise InvalidInput(f"Upload-Length {length} is less than the bytes received")
+    upload.length = length
+    upload.save(update_fields=["length"])
+
+
+def _check_length(length: int) -> None:
+    if length < 0:
+        raise InvalidInput("Upload-Length must not be negative")
+    if length > _max_bytes():
+        raise TooLarge(
+            f"the file is larger than the limit of {_max_bytes()} bytes", limit=_max_bytes()
+        )
+
+
+def _max_bytes() -> int:
+    return settings.COLLECT_MAX_UPLOAD_BYTES
+
+
+@contextlib.contextmanager
+def _writing(upload: Upload) -> Iterator[BinaryIO]:
+    """The upload's file, open for writing by this request alone."""
+    with open(upload_path(upload.file_name), "r+b") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Locked("another request is writing to this upload") from None
+        yield file  # closing the file releases the lock
+
+
+def _write_chunk(
+    file: BinaryIO, offset: int, body: BinaryIO, room: int, checksum: Checksum | None
+) -> int:
+    """Append the body at `offset`; returns its size. A body that breaks off keeps what
+    arrived, unless a checksum must cover the whole of it."""
+    file.seek(offset)
+    file.truncate()
+    hasher = hashlib.new(checksum.algorithm) if checksum else None
+    written = 0
+    try:
+        while data := body.read(READ_BYTES):
+            written += len(data)
+            if written > room:
+                raise TooLarge("the chunk goes past the upload's end", room=room)
+            file.write(data)
+            if hasher:
+                hasher.update(data)
+    except (OSError, UnreadablePostError) as error:
+        if hasher:
+            file.truncate(offset)
+            raise InvalidInput(f"the chunk broke off: {error}") from None
+        log.info("upload chunk broke off after %d bytes: %s", written, error)
+    except CollectError:
+        file.truncate(offset)
+        raise
+    if hasher and not hmac.compare_digest(hasher.digest(), checksum.digest):
+        file.truncate(offset)
+        raise ChecksumMismatch(f"the chunk's {checksum.algorithm} checksum does not match")
+    _sync(file)
+    return written
+
+
+def _advance(upload: Upload, offset: int, written: int) -> Upload:
+    moved = Upload.objects.filter(pk=upload.pk, state=Upload.State.RECEIVING, offset=offset).update(
+        offset=offset + written, expires_at=upload_expiry()
+    )
+    upload.refresh_from_db()
+    if not moved:
+        _check_receiving(upload)  # terminated while the chunk arrived
+    if upload.length is not None and upload.offset == upload.length:
+        return _complete(upload)
+    return upload
+
+
+def _complete(upload: Upload) -> Upload:
+    """All bytes are in: a partial upload waits to be joined, any other starts its import.
+    An import that cannot start (a bad header, say) fails the upload with the reason."""
+    if upload.concat == Upload.Concat.PARTIAL:
+        Upload.objects.filter(pk=upload.pk).update(state=Upload.State.COMPLETE)
+        upload.refresh_from_db()
+        return upload
+    try:
+        with transaction.atomic():
+            job = import_start(
+                owner=upload.owner,
+                source=upload_path(upload.file_name),
+                filename=upload.filename or "upload.csv",
+                dataset_name=upload.dataset,
+                timestamp_column=upload.timestamp_column or None,
+                on_error=upload.on_error,
+                upload_id=str(upload.id),
+            )
+            upload.state, upload.job = Upload.State.COMPLETE, job
+            upload.save(update_fields=["state", "job"])
+    except CollectError as error:
+        upload.state, upload.error = Upload.State.FAILED, error.message
+        upload.save(update_fields=["state", "error"])
+        upload_delete(upload.file_name)
+        raise
+    return upload
+
+
+def _display_name(filename: str) -> str:
+    """Only the last part of a client's file name, for showing: it is never a path here."""
+    return os.path.basename(filename.replace("\\", "/"))
+
+
+def _sync(file: BinaryIO) -> None:
+    file.flush()
+    os.fsync(file.fileno())
