@@ -1,5 +1,6 @@
 """The HTTP API in-process: status codes, the job's JSON shape, ownership, bad input."""
 
+import gzip
 import io
 
 import pytest
@@ -46,6 +47,13 @@ def test_upload_answers_202_with_the_queued_job(api, field):
         "eta_s": None,
     }
     assert {"created_at", "started_at", "finished_at", "error", "download_url"} <= set(job)
+
+
+def test_a_gzip_upload_is_imported_decompressed(api):
+    response = upload(api, gzip.compress(DATA), name="form.csv.gz")
+    assert response.status_code == 202
+    job = run_job(response.json()["task_id"], worker="w")
+    assert (job.status, job.rows_done) == (Status.COMPLETED, 2)
 
 
 def test_a_completed_job_reports_full_progress(api):

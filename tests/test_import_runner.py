@@ -1,6 +1,7 @@
 """The runner on an import, as a worker runs it: batches, control between them, rollback,
 exactly-once after a crash. Runs on whichever database the suite runs on."""
 
+import gzip
 from datetime import timedelta
 
 import pytest
@@ -8,6 +9,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from collect.datasets import segments
+from collect.errors import InvalidInput
 from collect.imports.csvsource import parse_timestamp
 from collect.imports.models import RejectedRow
 from collect.jobs import services
@@ -234,3 +236,51 @@ def test_what_python_reads_is_what_is_stored(start_import, content, values):
     job = run_job(start_import(content).pk, worker=WORKER)
     assert job.status == Status.COMPLETED
     assert [list(row[2:]) for row in segment_rows(job)] == values
+
+
+@SMALL_BATCHES
+def test_a_gzip_file_is_read_decompressed_and_resumes_after_a_pause(start_import):
+    table = responses()
+    packed = gzip.compress(csv_bytes(table))
+    job = start_import(packed)
+    assert job.bytes_total == len(packed)
+
+    def pause_once(current):
+        if current.rows_done >= 300 and not current.paused_at:
+            services.job_pause(job_id=current.pk)
+
+    job = run_job(job.pk, worker=WORKER, after_batch=pause_once)
+    assert job.status == Status.PAUSED
+    assert 0 < job.rows_done < ROWS
+    assert 0 < job.bytes_done <= len(packed)
+    services.job_resume(job_id=job.pk)
+    job = run_job(job.pk, worker=WORKER)
+    assert job.status == Status.COMPLETED
+    assert job.bytes_done == job.bytes_total
+    assert_imported_exactly(job, table)
+
+
+@SMALL_BATCHES
+def test_a_gzip_bomb_fails_at_the_limit_and_leaves_nothing(start_import):
+    header = b"id,answer\n"
+    packed = gzip.compress(header + b"1,yes\n" * 400_000)  # 2.4 MB from about 10 KB
+    with override_settings(COLLECT_MAX_UPLOAD_BYTES=1_500_000):
+        job = run_job(start_import(packed).pk, worker=WORKER)
+    assert job.status == Status.FAILED
+    assert job.error == "the file decompresses to more than the limit of 1500000 bytes"
+    assert not segments.segment_exists(segments.segment_table(job.pk))
+    assert not upload_path(job.params["path"]).exists()
+
+
+def test_a_cut_gzip_file_fails_the_job_with_the_reason(start_import):
+    packed = gzip.compress(csv_bytes(responses(60_000)))  # the cut is past the header's read
+    job = run_job(start_import(packed[: len(packed) // 2]).pk, worker=WORKER)
+    assert job.status == Status.FAILED
+    assert job.error.startswith("the gzip file is damaged or cut short")
+    assert not segments.segment_exists(segments.segment_table(job.pk))
+
+
+def test_a_gzip_file_cut_within_its_header_is_refused_at_once(start_import):
+    packed = gzip.compress(csv_bytes(responses()))
+    with pytest.raises(InvalidInput, match="the gzip file is damaged or cut short"):
+        start_import(packed[:100])
