@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("username")
     token.set_defaults(run=_token)
 
+    user = commands.add_parser(
+        "user", help="create USERNAME, or set its password, for signing in to the web page"
+    )
+    user.add_argument("username")
+    user.set_defaults(run=_user)
+
     commands.add_parser("manage", help="Django's management commands (migrate, createsuperuser…)")
 
     generate = commands.add_parser("generate", help="write N dummy form responses as CSV")
@@ -86,6 +92,31 @@ def _token(args) -> None:
     user, _ = get_user_model().objects.get_or_create(username=args.username)
     token, _ = Token.objects.get_or_create(user=user)
     print(token.key)
+
+
+def _user(args) -> int:
+    """The password comes from COLLECT_PASSWORD if set (for scripts), else from a prompt."""
+    import getpass
+
+    password = os.environ.get("COLLECT_PASSWORD")
+    if password is None:
+        password = getpass.getpass(f"password for {args.username}: ")
+        if password != getpass.getpass("again: "):
+            print("collect: the passwords differ", file=sys.stderr)
+            return 1
+    if not password:
+        print("collect: an empty password is not allowed", file=sys.stderr)
+        return 1
+    _setup_django()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    user, created = get_user_model().objects.get_or_create(username=args.username)
+    user.set_password(password)
+    user.save()
+    print(f"{'created' if created else 'updated'} user {args.username}")
+    return 0
 
 
 def _generate(args) -> None:
