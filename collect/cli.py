@@ -19,7 +19,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return args.run(args) or 0
+    from collect.client.http import ClientError
+
+    try:
+        return args.run(args) or 0
+    except ClientError as error:
+        print(f"collect: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("collect: interrupted; the same command again resumes an upload", file=sys.stderr)
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,12 +57,54 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("manage", help="Django's management commands (migrate, createsuperuser…)")
 
+    _client_commands(commands)
+
     generate = commands.add_parser("generate", help="write N dummy form responses as CSV")
     generate.add_argument("rows", type=int, nargs="?", default=20_000)
     generate.add_argument("-o", "--output", type=Path, default=Path("responses.csv"))
     generate.add_argument("--seed", type=int, default=0)
     generate.set_defaults(run=_generate)
     return parser
+
+
+def _client_commands(commands) -> None:
+    """The client (PRODUCT.md section 5): it talks HTTP to a server and needs no Django."""
+    from collect.client import commands as client
+
+    server = argparse.ArgumentParser(add_help=False)
+    server.add_argument("--url", help="the server (default: COLLECT_URL, else localhost:8000)")
+    server.add_argument("--token", help="your API token (default: COLLECT_TOKEN)")
+
+    upload = commands.add_parser(
+        "upload", parents=[server], help="upload a CSV (or .csv.gz) file and start its import"
+    )
+    upload.add_argument("file", type=Path)
+    upload.add_argument("--dataset", default="responses")
+    upload.add_argument("--timestamp-column", help="the column that dates each row")
+    upload.add_argument("--on-error", choices=["abort", "skip"], default="abort")
+    upload.add_argument("--wait", action="store_true", help="follow the import to its end")
+    upload.add_argument("--chunk-mib", type=int, default=8, help=argparse.SUPPRESS)
+    upload.set_defaults(run=client.upload)
+
+    tasks = commands.add_parser("tasks", parents=[server], help="list your jobs, newest first")
+    tasks.add_argument("--status")
+    tasks.add_argument("--kind", choices=["import", "export"])
+    tasks.set_defaults(run=client.tasks)
+
+    for action in ("pause", "resume", "terminate"):
+        control = commands.add_parser(action, parents=[server], help=f"{action} a job")
+        control.add_argument("task_id")
+        control.set_defaults(run=client.control)
+
+    export = commands.add_parser(
+        "export", parents=[server], help="export a date range, wait, and download the CSV"
+    )
+    export.add_argument("--from", dest="first", required=True, help="first day, YYYY-MM-DD")
+    export.add_argument("--to", dest="last", required=True, help="last day, YYYY-MM-DD")
+    export.add_argument("--dataset", default="responses")
+    export.add_argument("--raw", action="store_true", help="leave formula-like cells as they are")
+    export.add_argument("-o", "--output", type=Path, required=True)
+    export.set_defaults(run=client.export)
 
 
 def _setup_django() -> None:
