@@ -26,6 +26,8 @@ console = Console(stderr=True)  # progress and messages; stdout keeps what scrip
 
 def upload(args) -> int:
     api = Api(args.url, args.token)
+    if not args.file.is_file():
+        raise ClientError(f"no such file: {args.file}")
     metadata = {"on_error": args.on_error}
     if args.timestamp_column:
         metadata["timestamp_column"] = args.timestamp_column
@@ -43,6 +45,7 @@ def upload(args) -> int:
             dataset=args.dataset,
             metadata=metadata,
             on_progress=show,
+            notify=progress.console.print,
             chunk_bytes=args.chunk_mib * 1024 * 1024,
         )
     print(task_id)

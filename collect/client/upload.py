@@ -76,6 +76,7 @@ def upload_file(
     dataset: str,
     metadata: dict[str, str],
     on_progress: Callable[[int, int], None],
+    notify: Callable[[str], None] = print,
     chunk_bytes: int = CHUNK_BYTES,
     store: Storage | None = None,
 ) -> str:
@@ -103,6 +104,7 @@ def upload_file(
                     "run the same command again to resume"
                 ) from None
             if status not in RESYNC_STATUSES:
+                notify(f"the connection broke ({error}); trying again")
                 time.sleep(RETRY_DELAY_S)
             uploader.offset = _server_offset(uploader)
         on_progress(uploader.offset, size)
