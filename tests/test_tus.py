@@ -277,6 +277,10 @@ def test_concatenation_joins_partial_uploads_into_one_import(api):
     assert probe["Upload-Length"] == probe["Upload-Offset"] == str(len(DATA))
     assert probe["Upload-Concat"] == f"final;http://testserver{first} http://testserver{second}"
     assert patch(api, final, b"more", len(DATA)).status_code == 403
+    # The pieces' bytes now live in the final upload only.
+    assert head(api, first).status_code == head(api, second).status_code == 410
+    parts = Upload.objects.filter(concat=Upload.Concat.PARTIAL)
+    assert not any(upload_path(part.file_name).exists() for part in parts)
     job = Job.objects.get(pk=response["Collect-Task-Id"])
     run_job(job.pk, worker="w")
     job.refresh_from_db()

@@ -14,6 +14,7 @@ class Upload(models.Model):
         FAILED = "failed"  # complete, but its import could not start: see `error`
         TERMINATED = "terminated"
         EXPIRED = "expired"
+        JOINED = "joined"  # a partial upload whose bytes are now in a final upload
 
     class Concat(models.TextChoices):
         NONE = ""

@@ -5,7 +5,7 @@ import uuid
 from collect.errors import Gone, NotFound
 from collect.uploads.models import Upload
 
-GONE = (Upload.State.TERMINATED, Upload.State.EXPIRED)
+GONE = (Upload.State.TERMINATED, Upload.State.EXPIRED, Upload.State.JOINED)
 
 
 def upload_visible_to(owner, upload_id: str) -> Upload:

@@ -165,7 +165,12 @@ def upload_concatenate(
         _sync(target)
     final.offset = length
     final.save(update_fields=["offset"])
-    return _complete(final)
+    final = _complete(final)
+    # Their bytes are in the final upload now; keeping them would double the disk used.
+    Upload.objects.filter(pk__in=[part.pk for part in parts]).update(state=Upload.State.JOINED)
+    for part in parts:
+        upload_delete(part.file_name)
+    return final
 
 
 def upload_terminate(*, owner, upload_id: str) -> None:
@@ -177,8 +182,8 @@ def upload_terminate(*, owner, upload_id: str) -> None:
 
 
 def upload_sweep(now: datetime | None = None) -> int:
-    """Expire unfinished uploads, and partial ones never joined, past their time; returns
-    how many."""
+    """Expire unfinished uploads, and complete partial ones never joined, past their time;
+    returns how many."""
     now = now or timezone.now()
     expired = Upload.objects.filter(expires_at__lt=now).filter(
         state__in=(Upload.State.RECEIVING, Upload.State.COMPLETE), job__isnull=True
