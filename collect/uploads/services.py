@@ -82,16 +82,12 @@ def upload_create(
     """A new, empty upload; `length` None means the client declares it later."""
     if length is not None:
         _check_length(length)
-    upload = Upload.objects.create(
-        owner=owner,
+    upload = _new_upload(
+        owner,
+        options,
+        metadata,
         length=length,
-        metadata=metadata,
-        filename=_display_name(options.filename),
-        dataset=options.dataset,
-        timestamp_column=options.timestamp_column,
-        on_error=options.on_error,
         concat=Upload.Concat.PARTIAL if partial else Upload.Concat.NONE,
-        expires_at=upload_expiry(),
     )
     upload_path(upload.file_name).touch()
     if length == 0:
@@ -146,17 +142,13 @@ def upload_concatenate(
             raise InvalidInput(f"partial upload {part.id} is not complete")
     length = sum(part.offset for part in parts)
     _check_length(length)
-    final = Upload.objects.create(
-        owner=owner,
+    final = _new_upload(
+        owner,
+        options,
+        metadata,
         length=length,
-        metadata=metadata,
-        filename=_display_name(options.filename),
-        dataset=options.dataset,
-        timestamp_column=options.timestamp_column,
-        on_error=options.on_error,
         concat=Upload.Concat.FINAL,
         parts=[str(part.id) for part in parts],
-        expires_at=upload_expiry(),
     )
     with open(upload_path(final.file_name), "wb") as target:
         for part in parts:
@@ -196,6 +188,19 @@ def upload_sweep(now: datetime | None = None) -> int:
             upload_delete(upload.file_name)
             count += 1
     return count
+
+
+def _new_upload(owner, options: UploadOptions, metadata: str, **fields) -> Upload:
+    return Upload.objects.create(
+        owner=owner,
+        metadata=metadata,
+        filename=_display_name(options.filename),
+        dataset=options.dataset,
+        timestamp_column=options.timestamp_column,
+        on_error=options.on_error,
+        expires_at=upload_expiry(),
+        **fields,
+    )
 
 
 def _receiving(owner, upload_id: str) -> Upload:
