@@ -2,15 +2,18 @@
 here, each next to its baseline measured in the same run.
 
     .venv/bin/python bench/run.py [--rows 1000000] [--repeat 3] [--only postgres|sqlite]
+                                  [--memory | --memory-only] [--memory-mb 100 2000]
 
 It generates the rows (once, cached in bench/out/), then measures: `psql \\copy` and Collect
 on PostgreSQL (serve + 2 Celery workers) end to end, a bare csv.reader + executemany loop and
 Collect on SQLite (the embedded server), pause latency (API call → `paused`), rollback time
-of a terminated import, and the peak RSS of the web and worker processes. Prints a table and
-writes it to bench/out/results.md. Timings are only reported, never asserted.
+of a terminated import, and the peak RSS of the web and worker processes. With --memory it
+also measures peak RSS against file size (bench/memory.py). Prints a table and writes it to
+bench/out/results.md. Timings are only reported, never asserted.
 """
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -27,7 +30,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+import memory
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -55,9 +61,14 @@ class Stack:
         self.url = f"http://127.0.0.1:{self.port}"
         self.logs = Path(env["COLLECT_DATA_DIR"])
         self.web = self._spawn("web", "serve", "--port", str(self.port))
-        self._wait_until_up()  # the server migrates the database first
-        self.workers = [self._spawn(f"worker{n}", "worker") for n in range(workers)]
-        self.token = self._token()
+        self.workers: list[subprocess.Popen] = []
+        try:
+            self._wait_until_up()  # the server migrates the database first
+            self.workers = [self._spawn(f"worker{n}", "worker") for n in range(workers)]
+            self.token = self._token()
+        except BaseException:
+            self.stop()
+            raise
         time.sleep(3 if workers else 0)  # let the workers connect to the broker
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen:
@@ -82,14 +93,15 @@ class Stack:
 
     def _wait_until_up(self) -> None:
         deadline, last_error = time.monotonic() + 60, None
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.web.poll() is None:
             try:
                 urllib.request.urlopen(self.url + "/api/schema/", timeout=5).close()
                 return
             except (urllib.error.URLError, ConnectionError) as error:
                 last_error = error
                 time.sleep(0.2)
-        raise RuntimeError(f"the server did not come up: {last_error}")
+        log = (self.logs / "web.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"the server did not come up: {last_error}; its log ends:\n{log}")
 
     def request(self, method: str, path: str, body: bytes | None = None, headers=None) -> dict:
         request = urllib.request.Request(
@@ -321,13 +333,9 @@ def main() -> None:
     parser.add_argument("--pauses", type=int, default=20)
     parser.add_argument("--reads", type=int, default=300, help="status reads under load")
     parser.add_argument("--only", choices=["postgres", "sqlite"], help="one deployment only")
+    memory.add_arguments(parser)
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    data = OUT / f"responses-{args.rows}.csv"
-    if not data.exists():
-        print(f"generating {args.rows} rows …", flush=True)
-        subprocess.run([str(BIN / "collect"), "generate", str(args.rows), "-o", str(data)])
-    width = len(data.open().readline().split(","))
     results: list[tuple[str, str, str]] = []
 
     def report(what: str, value: str, note: str = "") -> None:
@@ -336,31 +344,79 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="collect-bench-") as scratch:
         scratch_dir = Path(scratch)
-        if args.only != "sqlite":
-            bench_postgres(args, data, width, scratch_dir, report)
-        if args.only != "postgres":
-            bench_sqlite(args, data, scratch_dir, report)
+        if not args.memory_only:
+            data = OUT / f"responses-{args.rows}.csv"
+            if not data.exists():
+                generate(args.rows, data)
+            width = len(data.open().readline().split(","))
+            if args.only != "sqlite":
+                bench_postgres(args, data, width, scratch_dir, report)
+            if args.only != "postgres":
+                bench_sqlite(args, data, scratch_dir, report)
+        if args.memory or args.memory_only:
+            stacks = {}
+            if args.only != "sqlite":
+                stacks["PostgreSQL"] = lambda: postgres_stack(scratch_dir)
+            if args.only != "postgres":
+                stacks["SQLite"] = lambda: sqlite_stack(scratch_dir)
+            memory.bench_memory(args, scratch_dir, stacks, generate, report)
     write_results(args, results)
 
 
-def bench_postgres(args, data: Path, width: int, scratch: Path, report) -> None:
+def generate(rows: int, path: Path) -> None:
+    print(f"generating {rows:,} rows …", flush=True)
+    subprocess.run([str(BIN / "collect"), "generate", str(rows), "-o", str(path)], check=True)
+
+
+@contextlib.contextmanager
+def postgres_stack(scratch: Path, workers: int = 2) -> Iterator[Stack]:
+    """The distributed deployment on a fresh database and queue, all removed afterwards."""
     import psycopg
 
     name = f"collect_bench_{uuid.uuid4().hex[:8]}"
-    database_url = f"{POSTGRES_URL}/{name}"
     with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
-    data_dir = scratch / "postgres"
+    data_dir = scratch / name
     data_dir.mkdir()
     env = {
         **os.environ,
         "COLLECT_DATA_DIR": str(data_dir),
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": f"{POSTGRES_URL}/{name}",
         "CELERY_BROKER_URL": REDIS_URL,
         "COLLECT_QUEUE": f"collect-bench-{name}",
     }
-    stack = Stack(env, workers=2)
     try:
+        stack = Stack(env, workers=workers)
+        try:
+            yield stack
+        finally:
+            stack.stop()
+    finally:
+        with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def sqlite_stack(scratch: Path) -> Iterator[Stack]:
+    """The embedded deployment in a fresh data directory, removed afterwards."""
+    data_dir = Path(tempfile.mkdtemp(prefix="sqlite-", dir=scratch))
+    env = {**os.environ, "COLLECT_DATA_DIR": str(data_dir)}
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "COLLECT_QUEUE"):
+        env.pop(name, None)
+    try:
+        stack = Stack(env)
+        try:
+            yield stack
+        finally:
+            stack.stop()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def bench_postgres(args, data: Path, width: int, scratch: Path, report) -> None:
+    with postgres_stack(scratch) as stack:
+        database_url = stack.env["DATABASE_URL"]
         baseline = (
             "psql \\copy FROM file",
             lambda: psql_copy_rate(database_url, data, args.rows, width),
@@ -368,29 +424,16 @@ def bench_postgres(args, data: Path, width: int, scratch: Path, report) -> None:
         bench_stack("PostgreSQL", stack, baseline, 0.5, args, data, report)
         copy_out = lambda: psql_copy_out_rate(database_url, args.rows)  # noqa: E731
         bench_exports("PostgreSQL", stack, copy_out, args, report)
-    finally:
-        stack.stop()
-        with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def bench_sqlite(args, data: Path, scratch: Path, report) -> None:
-    data_dir = scratch / "sqlite"
-    data_dir.mkdir()
-    env = {**os.environ, "COLLECT_DATA_DIR": str(data_dir)}
-    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "COLLECT_QUEUE"):
-        env.pop(name, None)
-    stack = Stack(env)
-    try:
+    with sqlite_stack(scratch) as stack:
         baseline = (
             "csv.reader + executemany",
             lambda: sqlite_baseline_rate(data, args.rows, scratch),
         )
         bench_stack("SQLite", stack, baseline, 0.8, args, data, report)
         bench_exports("SQLite", stack, None, args, report)
-    finally:
-        stack.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def bench_stack(label: str, stack: Stack, baseline, target: float, args, data, report) -> None:
@@ -453,9 +496,15 @@ def bench_exports(label: str, stack: Stack, baseline, args, report) -> None:
 
 def write_results(args, results) -> None:
     machine = f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}"
+    runs = (
+        []
+        if args.memory_only
+        else [f"Rows: {args.rows:,}, medians of {args.repeat} interleaved runs"]
+    )
+    if args.memory or args.memory_only:
+        runs.append(memory.describe(args))
     lines = [
-        f"Rows: {args.rows:,}, medians of {args.repeat} interleaved runs; {machine}; "
-        f"{time.strftime('%Y-%m-%d %H:%M')}",
+        f"{'; '.join(runs)}; {machine}; {time.strftime('%Y-%m-%d %H:%M')}",
         "",
         "| measurement | value | note |",
         "|---|---:|---|",
