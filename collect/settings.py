@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "collect.jobs",
     "collect.imports",
     "collect.uploads",
+    "collect.web",
 ]
 
 MIDDLEWARE = [
@@ -69,6 +70,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "collect.urls"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
 WSGI_APPLICATION = "collect.wsgi.application"
 
 TEMPLATES = [
