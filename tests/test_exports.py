@@ -144,6 +144,7 @@ def test_the_briefs_export_call(api, start_import):
     imported(start_import, NASTY)
     response = api.get("/api/export/?from_date=2024-01-02&to_date=2024-01-02")
     assert response.status_code == 202
+    assert response.json()["export_range"] == {"from": "2024-01-02", "to": "2024-01-02"}
     rows = exported(api, response.json()["task_id"])
     assert [row[0] for row in rows] == ["id", "4", "5"]
 

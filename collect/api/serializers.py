@@ -45,6 +45,7 @@ class JobSerializer(serializers.ModelSerializer):
     progress = ProgressSerializer(source="*")
     filename = serializers.SerializerMethodField()
     upload_id = serializers.SerializerMethodField()
+    export_range = serializers.SerializerMethodField()
     download_url = serializers.SerializerMethodField()
     errors_url = serializers.SerializerMethodField()
 
@@ -57,6 +58,7 @@ class JobSerializer(serializers.ModelSerializer):
             "dataset",
             "filename",
             "upload_id",
+            "export_range",
             "created_at",
             "started_at",
             "finished_at",
@@ -77,6 +79,11 @@ class JobSerializer(serializers.ModelSerializer):
     def get_upload_id(self, job: Job) -> str | None:
         """The resumable upload the import's file came from."""
         return job.params.get("upload_id")
+
+    @extend_schema_field(serializers.DictField(child=serializers.CharField(), allow_null=True))
+    def get_export_range(self, job: Job) -> dict | None:
+        """An export's `from` and `to`, as asked for."""
+        return job.params.get("range")
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_download_url(self, job: Job) -> str | None:

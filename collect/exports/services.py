@@ -70,6 +70,7 @@ def export_start(
     job = Job(id=uuid.uuid4(), kind=Kind.EXPORT, owner=owner, dataset=dataset)
     job.queued_at = timezone.now()
     job.params = {
+        "range": {"from": first, "to": last},  # as the user wrote it, to show
         "start": start,
         "end": end,
         "header": header,

@@ -265,7 +265,8 @@ function newRow(job) {
 function fillRow(row, job) {
   const cell = (name) => $(`[data-cell="${name}"]`, row);
   const { progress } = job;
-  const name = job.filename || (job.kind === "export" ? "" : "upload");
+  const range = job.export_range;
+  const name = job.filename || (range ? `${range.from} to ${range.to}` : job.kind === "export" ? "" : "upload");
   row.dataset.status = job.status;
   row.dataset.kind = job.kind;
   row.dataset.rowsDone = progress.rows_done;

@@ -23,8 +23,9 @@ export class TusError extends Error {
   }
 }
 
-export function fingerprint(file) {
-  return `${STORE_PREFIX}${file.name}:${file.size}:${file.lastModified}`;
+// The same file sent to another dataset is another upload.
+export function fingerprint(file, dataset = "") {
+  return `${STORE_PREFIX}${dataset}:${file.name}:${file.size}:${file.lastModified}`;
 }
 
 // Uploads this browser started and did not finish: [{name, size, offset, url}].
@@ -40,6 +41,7 @@ export class Upload {
     this.endpoint = options.endpoint;
     this.chunkSize = options.chunkSize || 8 * 1024 * 1024;
     this.metadata = options.metadata || {};
+    this.key = fingerprint(file, this.metadata.dataset);
     this.headers = options.headers || (() => ({})); // called per request: a token can change
     this.onProgress = options.onProgress || (() => {});
     this.onResume = options.onResume || (() => {});
@@ -80,7 +82,7 @@ export class Upload {
 
   // Continue a stored upload of the same file if the server still has it, else create one.
   async #open() {
-    const stored = JSON.parse(localStorage.getItem(fingerprint(this.file)) || "null");
+    const stored = JSON.parse(localStorage.getItem(this.key) || "null");
     if (stored) {
       this.url = stored.url;
       if (await this.#locate({ mayBeGone: true })) {
@@ -148,11 +150,11 @@ export class Upload {
   #remember() {
     const { name, size } = this.file;
     const entry = { url: this.url, name, size, offset: this.offset };
-    localStorage.setItem(fingerprint(this.file), JSON.stringify(entry));
+    localStorage.setItem(this.key, JSON.stringify(entry));
   }
 
   #forget() {
-    localStorage.removeItem(fingerprint(this.file));
+    localStorage.removeItem(this.key);
   }
 
   async #fetch(method, url, headers = {}, body = undefined) {
