@@ -356,3 +356,37 @@ def test_an_upload_whose_import_cannot_start_says_why(api):
     assert probe["Upload-Offset"] == str(len(body))
     assert "twice" in probe["Collect-Error"]
     assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("first_chunk", "complaint"),
+    [
+        (b"id,id\n1,2\n", "names column 'id' twice"),
+        (gzip.compress(b"id,id\n1,2\n" * 1000)[:200], "names column 'id' twice"),  # cut gzip
+        (b"when,x\n1,2\n", "timestamp_column 'submitted_at' is not in the file's header"),
+        (b"submitted_at,other\n2024-01-01,2\n", "does not match the columns of dataset 'f'"),
+    ],
+)
+def test_a_header_the_import_would_refuse_is_refused_at_the_first_chunk(
+    api, start_import, first_chunk, complaint
+):
+    start_import(csv_bytes([["id", "submitted_at"], ["1", "2024-01-01"]]), dataset="f")
+    meta = metadata(dataset="f", timestamp_column="submitted_at")
+    path = create(api, length=10**9, HTTP_UPLOAD_METADATA=meta)
+    response = patch(api, path, first_chunk, 0)
+    assert response.status_code == 400
+    assert complaint in response.json()["detail"]
+    assert complaint in head(api, path)["Collect-Error"]
+    upload = Upload.objects.get()
+    assert upload.state == Upload.State.FAILED
+    assert not upload_path(upload.file_name).exists()  # 1 GB less to receive
+    assert patch(api, path, b"more", len(first_chunk)).status_code == 409
+
+
+def test_a_header_is_checked_once_it_has_arrived_whole(api):
+    path = create(api)
+    assert patch(api, path, DATA[:5], 0).status_code == 204  # "id,su": not a header yet
+    assert not Upload.objects.get().header_checked
+    assert patch(api, path, DATA[5:40], 5).status_code == 204
+    assert Upload.objects.get().header_checked
+    assert patch(api, path, DATA[40:], 40).status_code == 204

@@ -16,11 +16,22 @@ def dataset_for_import(*, owner, name: str, columns: list[str]) -> Dataset:
             )
     except IntegrityError:  # created by a concurrent upload a moment ago
         dataset = Dataset.objects.get(owner=owner, name=name)
+    _check_columns(dataset, columns)
+    return dataset
+
+
+def dataset_check_columns(*, owner, name: str, columns: list[str]) -> None:
+    """Refuse, as an import would, a header that differs from an existing dataset's."""
+    dataset = Dataset.objects.filter(owner=owner, name=name).first()
+    if dataset is not None:
+        _check_columns(dataset, columns)
+
+
+def _check_columns(dataset: Dataset, columns: list[str]) -> None:
     if dataset.columns != columns:
         raise InvalidInput(
-            f"the file's header does not match the columns of dataset {name!r}: "
+            f"the file's header does not match the columns of dataset {dataset.name!r}: "
             f"expected {dataset.columns}, found {columns}; use another dataset name",
             expected=dataset.columns,
             found=columns,
         )
-    return dataset

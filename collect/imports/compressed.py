@@ -23,6 +23,22 @@ def is_gzip(file: BinaryIO) -> bool:
     return magic == GZIP_MAGIC
 
 
+def peek(file: BinaryIO, size: int) -> bytes:
+    """Up to `size` bytes from the start of the CSV in a file that may still be arriving:
+    a gzip file cut anywhere gives what its first part decompresses to."""
+    file.seek(0)
+    if not is_gzip(file):
+        return file.read(size)
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing
+    head = b""
+    while len(head) < size and (compressed := file.read(1 << 16)):
+        try:
+            head += inflater.decompress(compressed, size - len(head))
+        except zlib.error:
+            raise InputError("the file is not valid gzip") from None
+    return head
+
+
 def open_input(file: BinaryIO, *, limit: int) -> BinaryIO:
     """The file's CSV bytes: `file` itself, or a decompressing reader over it."""
     if is_gzip(file):

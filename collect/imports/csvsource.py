@@ -81,7 +81,7 @@ def read_header(stream: BinaryIO) -> Header:
     if not head.strip():
         raise HeaderError("the file is empty")
     bom = len(b"\xef\xbb\xbf") if head.startswith(b"\xef\xbb\xbf") else 0
-    cut = _last_line_end(head) if len(head) == MAX_HEADER_BYTES else len(head)
+    cut = last_line_end(head) if len(head) == MAX_HEADER_BYTES else len(head)
     text = head[bom:cut].decode("utf-8", "surrogateescape")  # rows below may be bad; not ours
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
@@ -106,7 +106,7 @@ def _check_names(columns: list[str]) -> None:
         seen.add(name)
 
 
-def _last_line_end(data: bytes) -> int:
+def last_line_end(data: bytes) -> int:
     """Just past the last line break; 0 if there is none. A CR at the very end may be the
     first half of a CRLF, so it only counts once the next byte is known."""
     return data.rfind(b"\n") + 1 or data.rfind(b"\r", 0, len(data) - 1) + 1
@@ -189,7 +189,7 @@ class CsvSource:
                 data, self.pending = self.pending, b""
                 return data, True
             data = self.pending + chunk
-            cut = _last_line_end(data)
+            cut = last_line_end(data)
             if cut:
                 self.pending = data[cut:]
                 return data[:cut], False

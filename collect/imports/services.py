@@ -1,5 +1,7 @@
-"""Starting an import from a file that has arrived in full."""
+"""Starting an import from a file that has arrived in full, and checking the start of one
+that is still arriving."""
 
+import io
 import uuid
 from pathlib import Path
 
@@ -7,10 +9,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from collect.datasets.services import dataset_for_import
+from collect.datasets.services import dataset_check_columns, dataset_for_import
 from collect.errors import InvalidInput
 from collect.imports.compressed import InputError, open_input
-from collect.imports.csvsource import HeaderError, read_header
+from collect.imports.csvsource import HeaderError, last_line_end, read_header
 from collect.imports.job import ON_ERROR_ABORT, ON_ERROR_SKIP
 from collect.jobs.dispatch import job_enqueue
 from collect.jobs.models import Job
@@ -65,6 +67,24 @@ def import_start(
         upload_store(source, job.params["path"])
         job_enqueue(job.id)
     return job
+
+
+def import_check_start(
+    *, owner, head: bytes, dataset_name: str, timestamp_column: str | None = None
+) -> bool:
+    """Whether the first bytes of a file still arriving hold its whole header, which the
+    import would then accept. Raises InvalidInput, as `import_start` would, for a header it
+    would refuse: so a bad file is refused at its first chunk, not at its last."""
+    whole_lines = head[: last_line_end(head)]
+    try:
+        header = read_header(io.BytesIO(whole_lines))
+    except HeaderError as error:
+        if "not valid CSV" in str(error) or not whole_lines.strip():
+            return False  # a quoted name may go on in the bytes still to come
+        raise InvalidInput(str(error)) from None
+    _timestamp_index(header.columns, timestamp_column)
+    dataset_check_columns(owner=owner, name=dataset_name, columns=header.columns)
+    return True
 
 
 def _timestamp_index(columns: list[str], requested: str | None) -> int | None:

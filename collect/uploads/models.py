@@ -41,6 +41,8 @@ class Upload(models.Model):
         "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="upload"
     )
     error = models.TextField(blank=True, default="")
+    # Whether the bytes so far hold a header that the import accepts (checked once).
+    header_checked = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["state", "expires_at"], name="upload_expiry")]

@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 from django.conf import settings
 from django.db import transaction
@@ -32,8 +32,10 @@ from collect.errors import (
     Locked,
     TooLarge,
 )
+from collect.imports.compressed import InputError, peek
+from collect.imports.csvsource import MAX_HEADER_BYTES
 from collect.imports.job import ON_ERROR_ABORT, ON_ERROR_SKIP
-from collect.imports.services import import_start
+from collect.imports.services import import_check_start, import_start
 from collect.uploads.models import Upload
 from collect.uploads.selectors import upload_visible_to
 from collect.uploads.storage import upload_delete, upload_path
@@ -293,7 +295,29 @@ def _advance(upload: Upload, offset: int, written: int) -> Upload:
         _check_receiving(upload)  # terminated while the chunk arrived
     if upload.length is not None and upload.offset == upload.length:
         return _complete(upload)
+    if not upload.header_checked and upload.concat != Upload.Concat.PARTIAL:
+        _check_start(upload)
     return upload
+
+
+def _check_start(upload: Upload) -> None:
+    """Refuse a file whose header its import would refuse as soon as the header is in,
+    not after gigabytes more."""
+    try:
+        with open(upload_path(upload.file_name), "rb") as file:
+            head = peek(file, MAX_HEADER_BYTES)
+        checked = import_check_start(
+            owner=upload.owner,
+            head=head,
+            dataset_name=upload.dataset,
+            timestamp_column=upload.timestamp_column or None,
+        )
+    except InputError as error:
+        _fail(upload, InvalidInput(str(error)))
+    except CollectError as error:
+        _fail(upload, error)
+    if checked:
+        Upload.objects.filter(pk=upload.pk).update(header_checked=True)
 
 
 def _complete(upload: Upload) -> Upload:
@@ -317,11 +341,16 @@ def _complete(upload: Upload) -> Upload:
             upload.state, upload.job = Upload.State.COMPLETE, job
             upload.save(update_fields=["state", "job"])
     except CollectError as error:
-        upload.state, upload.error = Upload.State.FAILED, error.message
-        upload.save(update_fields=["state", "error"])
-        upload_delete(upload.file_name)
-        raise
+        _fail(upload, error)
     return upload
+
+
+def _fail(upload: Upload, error: CollectError) -> NoReturn:
+    """The upload cannot become an import: keep the reason, free the bytes, refuse."""
+    upload.state, upload.error = Upload.State.FAILED, error.message
+    upload.save(update_fields=["state", "error"])
+    upload_delete(upload.file_name)
+    raise error
 
 
 def _display_name(filename: str) -> str:

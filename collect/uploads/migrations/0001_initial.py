@@ -60,6 +60,7 @@ class Migration(migrations.Migration):
                 ("created_at", models.DateTimeField(auto_now_add=True)),
                 ("expires_at", models.DateTimeField()),
                 ("error", models.TextField(blank=True, default="")),
+                ("header_checked", models.BooleanField(default=False)),
                 (
                     "job",
                     models.OneToOneField(
