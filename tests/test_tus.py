@@ -102,6 +102,12 @@ def test_an_upload_in_two_chunks_starts_its_import(api):
     assert (job.status, job.rows_done) == ("completed", 50)
 
 
+def test_the_creation_url_works_without_its_trailing_slash(api):
+    response = api.post("/api/uploads", HTTP_UPLOAD_LENGTH="10", **TUS)
+    assert response.status_code == 201
+    assert response["Location"].startswith("http://testserver/api/uploads/")
+
+
 def test_creation_with_upload_takes_the_first_chunk(api):
     response = api.generic(
         "POST",
@@ -207,6 +213,7 @@ def test_sizes_past_the_maximum_or_the_length_are_413(api):
         {"HTTP_UPLOAD_LENGTH": "10", "HTTP_UPLOAD_METADATA": "dataset !!notbase64"},
         {"HTTP_UPLOAD_LENGTH": "10", "HTTP_UPLOAD_METADATA": metadata(on_error="later")},
         {"HTTP_UPLOAD_LENGTH": "10", "HTTP_UPLOAD_CONCAT": "whole"},
+        {"HTTP_UPLOAD_LENGTH": "10", "HTTP_UPLOAD_METADATA": f"{metadata(dataset='a')},dataset "},
     ],
 )
 def test_a_malformed_creation_is_400(api, headers):
@@ -380,7 +387,9 @@ def test_a_header_the_import_would_refuse_is_refused_at_the_first_chunk(
     upload = Upload.objects.get()
     assert upload.state == Upload.State.FAILED
     assert not upload_path(upload.file_name).exists()  # 1 GB less to receive
-    assert patch(api, path, b"more", len(first_chunk)).status_code == 409
+    again = patch(api, path, b"more", len(first_chunk))
+    assert again.status_code == 400
+    assert complaint in again.json()["detail"]
 
 
 def test_a_header_is_checked_once_it_has_arrived_whole(api):

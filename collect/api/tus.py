@@ -226,6 +226,7 @@ def _options(header: str) -> services.UploadOptions:
     """Upload-Metadata: comma-separated `key base64(value)` pairs; Collect reads four keys
     and keeps the rest only to give them back."""
     values: dict[str, str] = {}
+    seen: set[str] = set()
     for pair in filter(None, (part.strip() for part in header.split(","))):
         key, _, encoded = pair.partition(" ")
         try:
@@ -234,6 +235,9 @@ def _options(header: str) -> services.UploadOptions:
             raise InvalidInput(
                 f"Upload-Metadata: the value of {key!r} is not base64 of UTF-8"
             ) from None
+        if not key or key in seen:
+            raise InvalidInput("Upload-Metadata: each key must be given once, and not be empty")
+        seen.add(key)
         if key in METADATA_KEYS:
             values[key] = value
     return services.UploadOptions(

@@ -214,6 +214,8 @@ def _receiving(owner, upload_id: str) -> Upload:
 def _check_receiving(upload: Upload) -> None:
     if upload.concat == Upload.Concat.FINAL:
         raise Forbidden("a final concatenated upload takes no more bytes")
+    if upload.state == Upload.State.FAILED:
+        raise InvalidInput(f"the upload was refused: {upload.error}")
     if upload.state != Upload.State.RECEIVING:
         raise Conflict(f"the upload is {upload.state}; it takes no more bytes")
 
