@@ -135,6 +135,12 @@ class UploadCreateApi(TusApi):
         return _created(request, upload)
 
 
+@extend_schema(exclude=True)
+class UploadCreateWithoutSlashApi(UploadCreateApi):
+    """The same, for a client given the endpoint without its slash: a redirect would lose
+    the POST."""
+
+
 class UploadApi(TusApi):
     @extend_schema(exclude=True)
     def head(self, request, upload_id: str):

@@ -19,6 +19,7 @@ urlpatterns = [
     path("tasks/<str:task_id>/errors/", views.TaskErrorsApi.as_view(), name="task-errors"),
     path("tasks/<str:task_id>/download/", views.TaskDownloadApi.as_view(), name="task-download"),
     # Resumable uploads (tus 1.0.0); tus clients use the Location they get back verbatim.
-    re_path(r"^uploads/?$", tus.UploadCreateApi.as_view(), name="uploads"),
+    path("uploads/", tus.UploadCreateApi.as_view(), name="uploads"),
+    path("uploads", tus.UploadCreateWithoutSlashApi.as_view()),
     re_path(r"^uploads/(?P<upload_id>[^/]+)/?$", tus.UploadApi.as_view(), name="upload"),
 ]
