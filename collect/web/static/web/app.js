@@ -266,7 +266,8 @@ function fillRow(row, job) {
   const cell = (name) => $(`[data-cell="${name}"]`, row);
   const { progress } = job;
   const range = job.export_range;
-  const name = job.filename || (range ? `${range.from} to ${range.to}` : job.kind === "export" ? "" : "upload");
+  let name = job.filename || (job.kind === "export" ? "" : "upload");
+  if (range) name = `${range.from} – ${range.to}`;
   row.dataset.status = job.status;
   row.dataset.kind = job.kind;
   row.dataset.rowsDone = progress.rows_done;
@@ -277,6 +278,7 @@ function fillRow(row, job) {
   cell("created").title = new Date(job.created_at).toLocaleString();
   cell("dataset").textContent = job.dataset;
   cell("file").textContent = name || (job.download_url ? "" : "—");
+  cell("file").classList.toggle("range", Boolean(range));
   cell("note").textContent = jobNote(job);
   const badge = $(".badge", row);
   badge.textContent = job.status;
