@@ -8,10 +8,7 @@ of the small one's. Uploads are sent with http.client, streamed from disk in 1 M
 
 import base64
 import http.client
-import itertools
-import json
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,7 +85,7 @@ def measure(start_stack: Callable, path: Path, rows: int, method: str, chunk: in
         idle = stack.peak_rss_mb()
         started = time.perf_counter()
         if method == "multipart":
-            task_id = upload_multipart(stack, path, "memory")
+            task_id = stack.upload(path, "memory")["task_id"]
         else:
             task_id = upload_tus(stack, path, "memory", chunk)
         upload_seconds = time.perf_counter() - started
@@ -131,25 +128,6 @@ def report_pair(label: str, method: str, small: Measurement, large: Measurement,
             f"{small.peak[key]:.0f} / {large.peak[key]:.0f}",
             note,
         )
-
-
-def upload_multipart(stack, path: Path, dataset: str) -> str:
-    """POST /api/upload-file/; returns the import's task id."""
-    boundary = uuid.uuid4().hex
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="dataset"\r\n\r\n{dataset}\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-        f'filename="{path.name}"\r\nContent-Type: text/csv\r\n\r\n'
-    ).encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
-    size = path.stat().st_size
-    headers = {
-        "Content-Type": f"multipart/form-data; boundary={boundary}",
-        "Content-Length": str(len(head) + size + len(tail)),
-    }
-    body = itertools.chain([head], _pieces(path, 0, size), [tail])
-    _, _, answer = _request(stack, "POST", "/api/upload-file/", headers, body, expect=202)
-    return json.loads(answer)["task_id"]
 
 
 def upload_tus(stack, path: Path, dataset: str, chunk: int) -> str:
