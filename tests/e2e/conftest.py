@@ -511,18 +511,24 @@ class GeneratedCsv:
     rows: int  # on lines 2..rows + 1, after the header
 
 
-@pytest.fixture(scope="session")
-def big_csv(tmp_path_factory) -> Iterator[GeneratedCsv]:
-    """Generated form responses, enough that their import runs for seconds."""
-    path = tmp_path_factory.mktemp("files") / "responses.csv"
+def generate_csv(directory: Path, rows: int) -> GeneratedCsv:
+    """`rows` generated form responses in `directory`/responses.csv."""
+    path = directory / "responses.csv"
     subprocess.run(
-        [str(COLLECT), "generate", str(BIG_FILE_ROWS), "-o", str(path)],
+        [str(COLLECT), "generate", str(rows), "-o", str(path)],
         check=True,
         capture_output=True,
         timeout=300,
     )
-    yield GeneratedCsv(path, BIG_FILE_ROWS)
-    path.unlink()
+    return GeneratedCsv(path, rows)
+
+
+@pytest.fixture(scope="session")
+def big_csv(tmp_path_factory) -> Iterator[GeneratedCsv]:
+    """Generated form responses, enough that their import runs for seconds."""
+    generated = generate_csv(tmp_path_factory.mktemp("files"), BIG_FILE_ROWS)
+    yield generated
+    generated.path.unlink()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -23,12 +23,12 @@ from tusclient.client import TusClient
 from tusclient.uploader import Uploader
 
 from tests.e2e.conftest import (
-    COLLECT,
     Client,
     CollectServer,
     GeneratedCsv,
     Reply,
     assert_imported_exactly_once,
+    generate_csv,
 )
 
 pytestmark = pytest.mark.e2e
@@ -47,15 +47,9 @@ NPM_TIMEOUT_S = 300
 def tus_csv(tmp_path_factory) -> Iterator[GeneratedCsv]:
     """Generated form responses, small enough to import in a moment, big enough for many
     chunks."""
-    path = tmp_path_factory.mktemp("tus-files") / "responses.csv"
-    subprocess.run(
-        [str(COLLECT), "generate", str(TUS_ROWS), "-o", str(path)],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    yield GeneratedCsv(path, TUS_ROWS)
-    path.unlink()
+    generated = generate_csv(tmp_path_factory.mktemp("tus-files"), TUS_ROWS)
+    yield generated
+    generated.path.unlink()
 
 
 # Helpers.
