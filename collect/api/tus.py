@@ -76,7 +76,7 @@ class TusApi(APIView):
 
     @extend_schema(exclude=True)
     def options(self, request, *args, **kwargs):
-        response = HttpResponse(status=204)
+        response = _empty(204)
         response["Tus-Version"] = TUS_VERSION
         response["Tus-Max-Size"] = str(settings.COLLECT_MAX_UPLOAD_BYTES)
         response["Tus-Extension"] = TUS_EXTENSIONS
@@ -145,7 +145,7 @@ class UploadApi(TusApi):
     @extend_schema(exclude=True)
     def head(self, request, upload_id: str):
         upload = upload_visible_to(request.user, upload_id)
-        response = HttpResponse(status=200)
+        response = _empty(200)
         _describe(request, upload, response)
         if upload.metadata:
             response["Upload-Metadata"] = upload.metadata
@@ -185,7 +185,7 @@ class UploadApi(TusApi):
             checksum=_checksum(request),
             length=_header_int(request, "Upload-Length"),
         )
-        response = HttpResponse(status=204)
+        response = _empty(204)
         _describe(request, upload, response)
         return response
 
@@ -198,11 +198,18 @@ class UploadApi(TusApi):
     )
     def delete(self, request, upload_id: str):
         services.upload_terminate(owner=request.user, upload_id=upload_id)
-        return HttpResponse(status=204)
+        return _empty(204)
+
+
+def _empty(status: int) -> HttpResponse:
+    """A tus answer: all in its headers, no body, so no Content-Type either."""
+    response = HttpResponse(status=status)
+    del response["Content-Type"]
+    return response
 
 
 def _created(request, upload: Upload) -> HttpResponse:
-    response = HttpResponse(status=201)
+    response = _empty(201)
     response["Location"] = _location(request, upload.id)
     _describe(request, upload, response)
     return response
