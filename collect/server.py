@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 log = logging.getLogger("collect.server")
@@ -49,6 +50,11 @@ def serve(host: str, port: int) -> None:
         settings.DATA_DIR,
         f"{settings.COLLECT_WORKERS} in-process workers" if embedded else "jobs run by workers",
     )
+    if not get_user_model().objects.exists():
+        log.info(
+            "no accounts yet: `collect user NAME` makes one to sign in to the page, "
+            "`collect token NAME` an API token"
+        )
     server.print_listen("Serving on http://{}:{}")
     try:
         server.run()
