@@ -6,9 +6,13 @@ Run through `python3 bootstrap.py test`; extra arguments go to pytest. The distr
 needs PostgreSQL and Redis (COLLECT_TEST_POSTGRES_URL, default the local server as user
 postgres; COLLECT_TEST_REDIS_URL, default the local Redis). Without them it is left out with
 a notice, except in CI (CI=true), where that is a failure.
+
+The browser test drives Debian's Chromium: where it is missing and apt-get can install it
+(as root), this installs it first. Playwright downloads no browser of its own.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,7 +55,22 @@ def distributed_stack_missing() -> str | None:
     return None
 
 
+def ensure_chromium() -> None:
+    if Path("/usr/bin/chromium").exists() or not shutil.which("apt-get") or os.geteuid() != 0:
+        return  # present, or not ours to install: the browser test will say what is missing
+    print("\n=== installing Debian's chromium for the browser test", flush=True)
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]
+    quiet = {
+        "stdout": subprocess.DEVNULL,
+        "env": {**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    }
+    if subprocess.run(install, **quiet).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], **quiet)
+        subprocess.run(install, **quiet)
+
+
 def main(pytest_args: list[str]) -> None:
+    ensure_chromium()
     run("ruff check", [str(BIN / "ruff"), "check", "."])
     run("ruff format", [str(BIN / "ruff"), "format", "--check", "."])
     pytest = [sys.executable, "-m", "pytest", *pytest_args]
