@@ -46,3 +46,21 @@ class ChecksumMismatch(CollectError):
     """tus's own status for a chunk whose checksum does not match."""
 
     status_code = 460
+
+
+class Unavailable(CollectError):
+    """Something the service needs (the database) cannot be reached now; retry later."""
+
+    status_code = 503
+
+
+class InsufficientStorage(CollectError):
+    """The server's disk is full: nothing of the request was kept; retry later."""
+
+    status_code = 507
+
+
+class InternalError(CollectError):
+    """A bug: logged with its traceback; the client learns only that it happened."""
+
+    status_code = 500

@@ -90,6 +90,26 @@ TEMPLATES = [
     },
 ]
 
+
+def postgres_session_options(options: dict, *, lock_timeout_s: float, lease_s: float) -> dict:
+    """Sessions that give up instead of hanging: a lock wait ends after `lock_timeout_s`, a
+    transaction left idle (its client froze) after a lease, and a silent server is noticed
+    by TCP keepalives within half a minute, not the kernel's two hours."""
+    settings = (
+        f"-c lock_timeout={int(lock_timeout_s * 1000)} "
+        f"-c idle_in_transaction_session_timeout={int(lease_s * 1000)}"
+    )
+    return {
+        "connect_timeout": 5,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        **options,
+        "options": f"{options.get('options', '')} {settings}".strip(),
+    }
+
+
 SQLITE_PATH = DATA_DIR / "collect.sqlite3"
 DATABASES = {
     "default": dj_database_url.config(default=f"sqlite:///{SQLITE_PATH}", conn_max_age=0),
@@ -105,6 +125,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["OPTIONS"] = postgres_session_options(
+        DATABASES["default"].get("OPTIONS", {}),
+        lock_timeout_s=float(os.environ.get("COLLECT_LOCK_TIMEOUT", 5)),
+        lease_s=float(os.environ.get("COLLECT_LEASE_SECONDS", 30)),
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
@@ -137,6 +163,11 @@ COLLECT_BATCH_SECONDS = float(os.environ.get("COLLECT_BATCH_SECONDS", 0.1))
 COLLECT_BATCH_ROWS = int(os.environ.get("COLLECT_BATCH_ROWS", 50_000))
 # A running job's owner must renew its lease this often or lose the job to another worker.
 COLLECT_LEASE_SECONDS = float(os.environ.get("COLLECT_LEASE_SECONDS", 30))
+# A job whose runs crash this many times in a row, at the same point, fails; faults of the
+# machinery (a lost connection, a full disk) are retried as long as they last, each wait
+# after one at most COLLECT_RETRY_MAX_SECONDS.
+COLLECT_MAX_CRASHES = int(os.environ.get("COLLECT_MAX_CRASHES", 5))
+COLLECT_RETRY_MAX_SECONDS = float(os.environ.get("COLLECT_RETRY_MAX_SECONDS", 60))
 COLLECT_SWEEP_SECONDS = float(os.environ.get("COLLECT_SWEEP_SECONDS", 1))
 # A finished export's file is kept this long for download, then deleted.
 COLLECT_EXPORT_TTL = float(os.environ.get("COLLECT_EXPORT_TTL", 24 * 3600))

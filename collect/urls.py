@@ -7,3 +7,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
+
+# Every error in the API's one JSON shape, whatever raised it.
+handler400 = "collect.api.errors.bad_request"
+handler403 = "collect.api.errors.permission_denied"
+handler404 = "collect.api.errors.not_found"
+handler500 = "collect.api.errors.server_error"

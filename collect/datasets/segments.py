@@ -16,6 +16,7 @@ Rows go in by each database's fastest path:
 
 import csv
 import io
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -55,6 +56,17 @@ def timestamp_sql(timestamp_index: int | None, default_timestamp: int) -> str:
     if connection.vendor == "postgresql":  # naive values are UTC: Django's sessions are
         return f"(extract(epoch FROM {column}::timestamptz) * 1000000)::bigint"
     return f"collect_timestamp({column})"  # see register_sqlite_functions
+
+
+POSTGRES_MAX_COLUMNS = 1600  # a table's hard limit
+
+
+def max_width() -> int:
+    """The most value columns a segment table of this database can have (beside `line`)."""
+    if connection.vendor == "postgresql":
+        return POSTGRES_MAX_COLUMNS - 1
+    connection.ensure_connection()
+    return connection.connection.getlimit(sqlite3.SQLITE_LIMIT_COLUMN) - 1
 
 
 def segment_create(table: str, width: int) -> None:

@@ -313,5 +313,6 @@ def _dirty_reason(row: list[str]) -> str | None:
 
 
 def _reject(line: int, row: list[str], reason: str) -> Reject:
+    # Kept as text any database can store: no lone surrogates (bad UTF-8), no NUL.
     content = ",".join(row)[:PREVIEW_CHARS].encode("utf-8", "replace").decode("utf-8")
-    return Reject(line, reason, content)
+    return Reject(line, reason, content.replace("\x00", "\ufffd"))

@@ -4,7 +4,7 @@ import logging
 import time
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, DataError, transaction
 
 from collect.datasets import segments
 from collect.imports.compressed import CappedGzipReader, InputError, open_input
@@ -70,6 +70,10 @@ class ImportRun:
             return self._step_with_fallback(deadline, max_rows)
         except InputError as error:
             raise JobFailed(str(error)) from None
+        except DatabaseError as error:
+            if _is_too_big_for_the_store(error):
+                raise JobFailed(f"a record is too big for the database: {error}") from None
+            raise
 
     def _step_with_fallback(self, deadline: float, max_rows: int) -> Progress:
         if not self.source.keep_raw:
@@ -78,7 +82,7 @@ class ImportRun:
         try:
             with transaction.atomic():  # a savepoint: a failed COPY takes only this batch down
                 return self._step(deadline, max_rows)
-        except DatabaseError as error:
+        except DataError as error:  # the bytes, not the connection: that is no DataError
             # PostgreSQL read some block differently from Python (mixed line ends, say):
             # do this batch again from Python's own reading, and the rest of the file too.
             log.warning(
@@ -135,6 +139,12 @@ class ImportRun:
     def close(self) -> None:
         self.stream.close()
         self.file.close()
+
+
+def _is_too_big_for_the_store(error: DatabaseError) -> bool:
+    """PostgreSQL's program_limit_exceeded: a row over its size limit, say."""
+    state = getattr(error.__cause__, "sqlstate", None) or ""
+    return state.startswith("54")
 
 
 def _save_rejects(job: Job, rejects: list[Reject]) -> None:

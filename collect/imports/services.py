@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from collect.datasets import segments
 from collect.datasets.services import dataset_check_columns, dataset_for_import
 from collect.errors import InvalidInput
 from collect.imports.compressed import InputError, open_input
@@ -44,6 +45,7 @@ def import_start(
             header = read_header(stream)
     except (HeaderError, InputError) as error:
         raise InvalidInput(str(error)) from None
+    _check_width(header.columns)
     timestamp_index = _timestamp_index(header.columns, timestamp_column)
     job_id = uuid.uuid4()
     with transaction.atomic():
@@ -82,9 +84,20 @@ def import_check_start(
         if "not valid CSV" in str(error) or not whole_lines.strip():
             return False  # a quoted name may go on in the bytes still to come
         raise InvalidInput(str(error)) from None
+    _check_width(header.columns)
     _timestamp_index(header.columns, timestamp_column)
     dataset_check_columns(owner=owner, name=dataset_name, columns=header.columns)
     return True
+
+
+def _check_width(columns: list[str]) -> None:
+    limit = segments.max_width()
+    if len(columns) > limit:
+        raise InvalidInput(
+            f"the file has {len(columns)} columns; this database holds at most {limit}",
+            columns=len(columns),
+            limit=limit,
+        )
 
 
 def _timestamp_index(columns: list[str], requested: str | None) -> int | None:

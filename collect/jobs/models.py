@@ -37,9 +37,19 @@ class Job(models.Model):
     )
     termination_reason = models.CharField(max_length=200, blank=True, default="")
 
-    # The worker that owns the job while it runs, and until when its claim holds.
+    # The worker that owns the job while it runs, and until when its claim holds; its
+    # database session, which a takeover ends (collect.db.sessions).
     worker = models.CharField(max_length=200, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    worker_session = models.CharField(max_length=100, blank=True, default="")
+
+    # Runs started since the job last committed a batch, and how many of them crashed (not
+    # counting faults of the machinery): too many crashes in a row fail the job. A job
+    # queued again after a fault waits until `run_after`, longer after each attempt.
+    attempts = models.PositiveIntegerField(default=0)
+    crashes = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    run_after = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

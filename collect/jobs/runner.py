@@ -4,6 +4,10 @@ A run claims the job, then repeats: one batch of work and its checkpoint in one 
 together with a look at what was asked of the job meanwhile (pause, terminate). So a pause
 lands after at most one batch, and a crash loses at most the batch in flight, which the
 next run redoes from the last committed checkpoint.
+
+Only the input's fault (JobFailed) fails a job. Any other error ends the run and hands the
+job back to be tried again later: a fault of the machinery (a lost connection, a database
+restart, a full disk) as often as it takes, a crash a bounded number of times in a row.
 """
 
 import logging
@@ -15,8 +19,10 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
+from collect import faults
+from collect.db.sessions import current_session
 from collect.jobs import selectors, services
 from collect.jobs.kinds import JobFailed, kind_for
 from collect.jobs.models import Job
@@ -39,26 +45,69 @@ def run_job(
 ) -> Job | None:
     """Run the job until it completes, fails, pauses, is terminated or `stop` is set.
 
-    Returns the job as its last batch left it, or None if it was not ours to run.
+    Returns the job as its last batch left it, or None if it was not ours to run (or the
+    run was abandoned after an error: the job is then queued again, or taken over).
     """
-    job = services.job_claim(job_id=job_id, worker=worker)
+    try:
+        job = services.job_claim(job_id=job_id, worker=worker, session=current_session())
+    except Exception as error:  # the job stays queued; a sweep wakes a worker again
+        log.warning("job %s: could not claim it: %s", job_id, _describe(error))
+        connection.close()
+        return None
     if job is None:
         return None
     try:
-        run = kind_for(job.kind).open(job)
-    except JobFailed as failure:
-        return services.job_fail(job_id=job_id, worker=worker, failure=failure)
-    try:
-        return _run_batches(job, run, worker, stop, after_batch)
+        return _run(job, worker, stop, after_batch)
     except JobFailed as failure:
         log.info("job %s failed: %s", job_id, failure.reason)
-        return services.job_fail(job_id=job_id, worker=worker, failure=failure)
+        try:
+            return services.job_fail(job_id=job_id, worker=worker, failure=failure)
+        except Exception as error:  # the same failure is found again when it runs again
+            return _retry_later(job_id, worker, error, stop)
     except Exception as error:
-        log.exception("job %s: unexpected error", job_id)
-        failure = JobFailed(f"internal error: {error}")
-        return services.job_fail(job_id=job_id, worker=worker, failure=failure)
+        return _retry_later(job_id, worker, error, stop)
+
+
+def _run(job: Job, worker: str, stop, after_batch) -> Job | None:
+    run = kind_for(job.kind).open(job)
+    try:
+        return _run_batches(job, run, worker, stop, after_batch)
     finally:
         run.close()
+
+
+def _retry_later(job_id, worker: str, error: Exception, stop) -> None:
+    """Hand the job back after an error that is not the input's fault. If the database is
+    out of reach too, keep trying for about a lease; after that the job's lease has run out
+    and a sweep (of any process) takes it back."""
+    transient = faults.is_transient(error)
+    reason = _describe(error)
+    if transient:
+        log.warning("job %s: %s; it continues from its checkpoint later", job_id, reason)
+    else:
+        log.error("job %s crashed; it runs again from its checkpoint", job_id, exc_info=error)
+    deadline = time.monotonic() + settings.COLLECT_LEASE_SECONDS
+    delay = 0.25
+    while True:
+        connection.close()  # a broken connection is replaced by a new one
+        try:
+            services.job_retry_later(
+                job_id=job_id, worker=worker, error=reason, crashed=not transient
+            )
+            return None
+        except Exception as again:
+            if not faults.is_transient(again) or time.monotonic() + delay > deadline:
+                log.warning("job %s: cannot hand it back (%s)", job_id, _describe(again))
+                return None
+        if (stop or threading.Event()).wait(delay):  # shutting down: leave it to the lease
+            return None
+        delay = min(2 * delay, 5.0)
+
+
+def _describe(error: BaseException) -> str:
+    """One line for the job's `last_error`: what went wrong, without a traceback."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:500]
 
 
 def _run_batches(job, run, worker, stop, after_batch) -> Job | None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -27,6 +28,7 @@ from collect.jobs.states import (
 )
 
 PAUSE_TIMEOUT_REASON = "pause timeout"
+LEASE_LOST_ERROR = "its worker stopped renewing the lease (it died, froze or lost the database)"
 
 
 class LostOwnership(Exception):
@@ -41,12 +43,19 @@ def _locked(job_id) -> Job:
     return Job.objects.select_for_update().get(pk=job_id)
 
 
+def _locked_unless_busy(job_id) -> Job | None:
+    """The job under its row lock, or None if someone holds that lock now (a sweep must
+    never wait on one job)."""
+    return Job.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
+
+
 def _conflict(job: Job, action: str) -> Conflict:
     return Conflict(f"cannot {action} a job that is {job.status}", status=job.status)
 
 
 def _release(job: Job) -> None:
     job.worker = ""
+    job.worker_session = ""
     job.lease_expires_at = None
 
 
@@ -54,7 +63,20 @@ def _queue(job: Job) -> None:
     """Put the job back in the queue and wake a worker once this transaction commits."""
     job.status = Status.QUEUED
     job.queued_at = timezone.now()
+    job.run_after = None
     dispatch.job_enqueue(job.id)
+
+
+def _queue_again(job: Job, now) -> None:
+    """Queue a job whose run was lost: at once the first time, then after a wait that
+    doubles with each run in a row that made no progress (the sweeper wakes it)."""
+    if job.attempts <= 1:
+        _queue(job)
+        return
+    delay = min(settings.COLLECT_RETRY_MAX_SECONDS, 0.5 * 2 ** (job.attempts - 2))
+    job.status = Status.QUEUED
+    job.queued_at = now
+    job.run_after = now + timedelta(seconds=delay)
 
 
 @transaction.atomic
@@ -67,7 +89,8 @@ def job_pause(*, job_id) -> Job:
     job.status = PAUSE_FROM[job.status]
     if job.status == Status.PAUSED:
         job.paused_at = timezone.now()
-    job.save(update_fields=["status", "paused_at"])
+        job.run_after = None
+    job.save(update_fields=["status", "paused_at", "run_after"])
     return job
 
 
@@ -112,6 +135,7 @@ def _roll_back(job: Job, status: Status, error: str | None = None) -> None:
     job.error = error
     job.finished_at = timezone.now()
     job.paused_at = None
+    job.run_after = None
     _release(job)
     job.save()
 
@@ -119,14 +143,21 @@ def _roll_back(job: Job, status: Status, error: str | None = None) -> None:
 # What workers do with the jobs they run.
 
 
-def job_claim(*, job_id, worker: str) -> Job | None:
-    """Take a queued job for this worker; None if it is not queued (any more)."""
+def job_claim(*, job_id, worker: str, session: str = "") -> Job | None:
+    """Take a queued job for this worker, whose database session is `session`; None if it
+    is not queued (any more), or waits after a fault. Counts the run as an attempt, and as
+    a crash until it commits a batch or hands the job back."""
     now = timezone.now()
-    claimed = Job.objects.filter(pk=job_id, status=Status.QUEUED).update(
+    due = Q(run_after__isnull=True) | Q(run_after__lte=now)
+    claimed = Job.objects.filter(due, pk=job_id, status=Status.QUEUED).update(
         status=Status.RUNNING,
         worker=worker,
+        worker_session=session,
         lease_expires_at=now + timedelta(seconds=settings.COLLECT_LEASE_SECONDS),
         started_at=Coalesce("started_at", now),
+        run_after=None,
+        attempts=F("attempts") + 1,
+        crashes=F("crashes") + 1,
     )
     return Job.objects.get(pk=job_id) if claimed else None
 
@@ -144,6 +175,7 @@ def job_commit_batch(
     if job.status == Status.TERMINATING:
         raise TerminationRequested(job_id)
     job.checkpoint = progress.checkpoint
+    job.attempts = job.crashes = 0  # this run got somewhere
     job.rows_done = progress.rows_done
     job.rows_rejected = progress.rows_rejected
     job.bytes_done = progress.bytes_done
@@ -189,57 +221,86 @@ def job_finish_termination(*, job_id) -> Job:
 
 
 @transaction.atomic
-def job_release(*, job_id, worker: str) -> None:
-    """Hand back a job this worker claimed but will not run (it is shutting down)."""
+def job_retry_later(*, job_id, worker: str, error: str, crashed: bool) -> Job | None:
+    """Hand back a job whose run this worker abandoned after `error`, a crash or (not
+    `crashed`) a fault of the machinery: it continues from its checkpoint after a while,
+    unless it has crashed too often in a row. None if the job is not this worker's."""
     job = _locked(job_id)
-    if job.worker != worker:
+    if job.worker != worker or job.status not in OWNED:
+        return None
+    if not crashed:
+        job.crashes = max(0, job.crashes - 1)
+    job.last_error = error
+    _after_lost_run(job, timezone.now())
+    return job
+
+
+def _after_lost_run(job: Job, now) -> None:
+    """What becomes of a job whose run ended without committing its last batch."""
+    if job.status == Status.TERMINATING:
+        _roll_back(job, Status.TERMINATED)
         return
-    if job.status == Status.RUNNING:
-        _queue(job)
-    elif job.status == Status.PAUSING:
+    if job.crashes >= settings.COLLECT_MAX_CRASHES:
+        reason = (
+            f"gave up after {job.crashes} crashes in a row at the same point of the job; "
+            f"the last: {job.last_error}"
+        )
+        _roll_back(job, Status.FAILED, reason)
+        return
+    if job.status == Status.PAUSING:
         job.status = Status.PAUSED
-        job.paused_at = timezone.now()
+        job.paused_at = now
     else:
-        return
+        _queue_again(job, now)
     _release(job)
     job.save()
 
 
 @transaction.atomic
-def job_expire_pause(*, job_id, paused_before) -> Job:
+def job_expire_pause(*, job_id, paused_before) -> Job | None:
     """Terminate a job that is still paused and has been since before `paused_before`."""
-    job = _locked(job_id)
-    if job.status == Status.PAUSED and job.paused_at and job.paused_at < paused_before:
+    job = _locked_unless_busy(job_id)
+    if job is None or job.status != Status.PAUSED or not job.paused_at:
+        return job
+    if job.paused_at < paused_before:
         return job_terminate(job_id=job_id, reason=PAUSE_TIMEOUT_REASON)
     return job
 
 
 @transaction.atomic
-def job_recover(*, job_id, now=None) -> Job:
-    """Take back a job whose worker stopped renewing its lease (it died or hung)."""
-    job = _locked(job_id)
+def job_recover(*, job_id, now=None) -> Job | None:
+    """Take back a job whose worker stopped renewing its lease (it died or hung); None if
+    another transaction holds the job now (try again at the next sweep)."""
+    job = _locked_unless_busy(job_id)
     now = now or timezone.now()
-    if job.status not in OWNED or (job.lease_expires_at and job.lease_expires_at > now):
+    if job is None or job.status not in OWNED:
         return job
-    if job.status == Status.TERMINATING:
-        _roll_back(job, Status.TERMINATED)
+    if job.lease_expires_at and job.lease_expires_at > now:
         return job
-    if job.status == Status.RUNNING:
-        _queue(job)
-    else:
-        job.status = Status.PAUSED
-        job.paused_at = now
-    _release(job)
-    job.save()
+    job.last_error = LEASE_LOST_ERROR
+    _after_lost_run(job, now)
     return job
 
 
 @transaction.atomic
-def job_redispatch(*, job_id, queued_before) -> Job:
+def job_wake(*, job_id, now=None) -> Job | None:
+    """Queue again a job whose wait after a fault is over, and wake a worker for it."""
+    job = _locked_unless_busy(job_id)
+    now = now or timezone.now()
+    if job is not None and job.status == Status.QUEUED and job.run_after and job.run_after <= now:
+        _queue(job)
+        job.save(update_fields=["status", "queued_at", "run_after"])
+    return job
+
+
+@transaction.atomic
+def job_redispatch(*, job_id, queued_before) -> Job | None:
     """Wake a worker again for a job that has waited since before `queued_before`: the
     message that should have woken one may have been lost with a broker restart."""
-    job = _locked(job_id)
-    if job.status == Status.QUEUED and job.queued_at and job.queued_at < queued_before:
+    job = _locked_unless_busy(job_id)
+    if job is None or job.status != Status.QUEUED or job.run_after is not None:
+        return job  # a job waiting after a fault is woken by `job_wake`
+    if job.queued_at and job.queued_at < queued_before:
         _queue(job)
         job.save(update_fields=["status", "queued_at"])
     return job

@@ -1,18 +1,22 @@
 """Periodic housekeeping, safe to run in any number of places at once: each job it acts on
-is re-checked under its row lock by the service that changes it."""
+is re-checked under its row lock by the service that changes it, and a job whose row is
+locked is left for the next sweep, so that no sweep ever waits on one job."""
 
 import logging
 import threading
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from collect.db.sessions import session_end
 from collect.jobs import dispatch
 from collect.jobs.kinds import all_kinds
 from collect.jobs.models import Job
-from collect.jobs.services import job_expire_pause, job_recover, job_redispatch
+from collect.jobs.services import job_expire_pause, job_recover, job_redispatch, job_wake
 from collect.jobs.states import OWNED, Status
 from collect.uploads.services import upload_sweep
 
@@ -21,26 +25,61 @@ log = logging.getLogger(__name__)
 
 def sweep() -> None:
     now = timezone.now()
-    for job_id in Job.objects.filter(status__in=OWNED, lease_expires_at__lt=now).values_list(
-        "pk", flat=True
-    ):
+    for task in (_recover_abandoned, _expire_pauses, _wake_waiting, _redispatch_queued):
+        _isolated(task.__name__, partial(task, now))
+    for kind in all_kinds():
+        _isolated(f"{type(kind).__name__}.sweep", kind.sweep)
+    _isolated("upload_sweep", partial(upload_sweep, now))
+
+
+def _isolated(name: str, task: Callable[[], object]) -> None:
+    """One failing part of the sweep (the database went away, say) stops none of the others."""
+    try:
+        task()
+    except Exception:
+        log.exception("sweep: %s failed; it runs again at the next sweep", name)
+        close_old_connections()
+
+
+def _recover_abandoned(now: datetime) -> None:
+    abandoned = Job.objects.filter(status__in=OWNED, lease_expires_at__lt=now)
+    for job_id, session in abandoned.values_list("pk", "worker_session"):
         log.warning("job %s: its worker stopped renewing the lease; recovering it", job_id)
-        job_recover(job_id=job_id, now=now)
+        # The worker may only be frozen: end its session first, so that its open transaction
+        # lets go of its locks and nothing it tries when it wakes can be written.
+        _isolated(f"recovery of job {job_id}", partial(_fence_and_recover, job_id, session, now))
+
+
+def _fence_and_recover(job_id, session: str, now: datetime) -> None:
+    if session_end(session):
+        log.warning("job %s: ended the database session of its stale worker", job_id)
+    job_recover(job_id=job_id, now=now)
+
+
+def _expire_pauses(now: datetime) -> None:
     deadline = now - timedelta(seconds=settings.COLLECT_PAUSE_TIMEOUT)
     for job_id in Job.objects.filter(status=Status.PAUSED, paused_at__lt=deadline).values_list(
         "pk", flat=True
     ):
         log.info("job %s: paused for too long; terminating it", job_id)
         job_expire_pause(job_id=job_id, paused_before=deadline)
-    for kind in all_kinds():
-        kind.sweep()
-    upload_sweep(now)
-    if dispatch.dispatcher().may_lose_messages:
-        stale = now - timedelta(seconds=settings.COLLECT_REDISPATCH_SECONDS)
-        for job_id in Job.objects.filter(status=Status.QUEUED, queued_at__lt=stale).values_list(
-            "pk", flat=True
-        ):
-            job_redispatch(job_id=job_id, queued_before=stale)
+
+
+def _wake_waiting(now: datetime) -> None:
+    """Jobs queued again after a fault, whose wait is over."""
+    for job_id in Job.objects.filter(status=Status.QUEUED, run_after__lte=now).values_list(
+        "pk", flat=True
+    ):
+        job_wake(job_id=job_id, now=now)
+
+
+def _redispatch_queued(now: datetime) -> None:
+    if not dispatch.dispatcher().may_lose_messages:
+        return
+    stale = now - timedelta(seconds=settings.COLLECT_REDISPATCH_SECONDS)
+    waiting = Job.objects.filter(status=Status.QUEUED, run_after__isnull=True, queued_at__lt=stale)
+    for job_id in waiting.values_list("pk", flat=True):
+        job_redispatch(job_id=job_id, queued_before=stale)
 
 
 def recover_all_after_restart() -> None:

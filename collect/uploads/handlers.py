@@ -1,7 +1,10 @@
+import contextlib
+
 from django.conf import settings
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
 
 from collect.errors import TooLarge
+from collect.uploads.storage import raise_write_error
 
 
 def too_large() -> TooLarge:
@@ -10,7 +13,8 @@ def too_large() -> TooLarge:
 
 
 class SizeLimitedUploadHandler(TemporaryFileUploadHandler):
-    """Streams an upload to a temporary file and stops it as soon as it passes the limit."""
+    """Streams an upload to a temporary file and stops it as soon as it passes the limit.
+    Whatever stops it, the temporary file is closed and deleted at once."""
 
     def new_file(self, *args, **kwargs) -> None:
         super().new_file(*args, **kwargs)
@@ -19,6 +23,22 @@ class SizeLimitedUploadHandler(TemporaryFileUploadHandler):
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
         self.received += len(raw_data)
         if self.received > settings.COLLECT_MAX_UPLOAD_BYTES:
-            self.file.close()
+            self._discard()
             raise too_large()
-        return super().receive_data_chunk(raw_data, start)
+        try:
+            return super().receive_data_chunk(raw_data, start)
+        except OSError as error:  # a full disk, say
+            self._discard()
+            raise_write_error(error)
+
+    def file_complete(self, file_size: int):
+        try:
+            return super().file_complete(file_size)  # flushes what is still buffered
+        except OSError as error:
+            self._discard()
+            raise_write_error(error)
+
+    def _discard(self) -> None:
+        # A temporary file: closing deletes it, even when its buffer cannot be written.
+        with contextlib.suppress(OSError):
+            self.file.close()

@@ -38,7 +38,7 @@ from collect.imports.job import ON_ERROR_ABORT, ON_ERROR_SKIP
 from collect.imports.services import import_check_start, import_start
 from collect.uploads.models import Upload
 from collect.uploads.selectors import upload_visible_to
-from collect.uploads.storage import upload_delete, upload_path
+from collect.uploads.storage import raise_write_error, upload_delete, upload_path
 
 log = logging.getLogger(__name__)
 CHECKSUM_ALGORITHMS = ("sha1", "md5", "sha256")
@@ -152,11 +152,13 @@ def upload_concatenate(
         concat=Upload.Concat.FINAL,
         parts=[str(part.id) for part in parts],
     )
-    with open(upload_path(final.file_name), "wb") as target:
-        for part in parts:
-            with open(upload_path(part.file_name), "rb") as source:
-                shutil.copyfileobj(source, target, READ_BYTES)
-        _sync(target)
+    try:
+        _join(final, parts)
+    except OSError as error:
+        final.state = Upload.State.FAILED
+        final.save(update_fields=["state"])
+        upload_delete(final.file_name)
+        raise_write_error(error)
     final.offset = length
     final.save(update_fields=["offset"])
     final = _complete(final)
@@ -165,6 +167,15 @@ def upload_concatenate(
     for part in parts:
         upload_delete(part.file_name)
     return final
+
+
+def _join(final: Upload, parts: list[Upload]) -> None:
+    with open(upload_path(final.file_name), "wb") as target:
+        for part in parts:
+            with open(upload_path(part.file_name), "rb") as source:
+                shutil.copyfileobj(source, target, READ_BYTES)
+        target.flush()
+        os.fsync(target.fileno())
 
 
 def upload_terminate(*, owner, upload_id: str) -> None:
@@ -248,7 +259,8 @@ def _max_bytes() -> int:
 @contextlib.contextmanager
 def _writing(upload: Upload) -> Iterator[BinaryIO]:
     """The upload's file, open for writing by this request alone."""
-    with open(upload_path(upload.file_name), "r+b") as file:
+    # Unbuffered: a write that finds the disk full fails there, with nothing left to flush.
+    with open(upload_path(upload.file_name), "r+b", buffering=0) as file:
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -270,7 +282,7 @@ def _write_chunk(
             written += len(data)
             if written > room:
                 raise TooLarge("the chunk goes past the upload's end", room=room)
-            file.write(data)
+            _write_all(file, data)
             if hasher:
                 hasher.update(data)
     except (OSError, UnreadablePostError) as error:
@@ -284,8 +296,22 @@ def _write_chunk(
     if hasher and not hmac.compare_digest(hasher.digest(), checksum.digest):
         file.truncate(offset)
         raise ChecksumMismatch(f"the chunk's {checksum.algorithm} checksum does not match")
-    _sync(file)
+    try:
+        os.fsync(file.fileno())
+    except OSError as error:
+        file.truncate(offset)
+        raise_write_error(error)
     return written
+
+
+def _write_all(file: BinaryIO, data: bytes) -> None:
+    """Write all of `data` to an unbuffered file; a full disk is the client's 507."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[file.write(view) :]
+    except OSError as error:
+        raise_write_error(error)
 
 
 def _advance(upload: Upload, offset: int, written: int) -> Upload:
@@ -358,8 +384,3 @@ def _fail(upload: Upload, error: CollectError) -> NoReturn:
 def _display_name(filename: str) -> str:
     """Only the last part of a client's file name, for showing: it is never a path here."""
     return os.path.basename(filename.replace("\\", "/"))
-
-
-def _sync(file: BinaryIO) -> None:
-    file.flush()
-    os.fsync(file.fileno())

@@ -4,9 +4,14 @@ so every process that mounts the same storage finds the same file."""
 import os
 import shutil
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 from django.conf import settings
+
+from collect import faults
+from collect.errors import InsufficientStorage
+
+RETRY_AFTER_FULL_DISK_S = 30
 
 
 def upload_path(name: str) -> Path:
@@ -36,3 +41,14 @@ def upload_size(name: str) -> int:
 
 def upload_delete(name: str) -> None:
     upload_path(name).unlink(missing_ok=True)
+
+
+def raise_write_error(error: OSError) -> NoReturn:
+    """Raise a failed write of an upload as the client should hear of it: a full disk is
+    507 (the client may try again later); anything else stays the server's own error."""
+    if faults.is_disk_full(error):
+        raise InsufficientStorage(
+            "the server's disk is full: what was sent now is not kept; try again later",
+            retry_after=RETRY_AFTER_FULL_DISK_S,
+        ) from error
+    raise error

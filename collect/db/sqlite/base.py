@@ -1,13 +1,17 @@
-"""Django's SQLite backend, with write transactions granted in the order they were asked for.
+"""Django's SQLite backend, with every write granted in the order it was asked for.
 
 SQLite lets one transaction write at a time. A thread that finds the database locked sleeps
 in SQLite's busy handler, for longer each try, and keeps missing the short gaps between an
-import's batches: a pause could wait seconds. Within the embedded server (one process: it
-holds a lock on its data directory) threads instead queue here, first come first served, so
-a control call waits for at most the batch in flight.
+import's batches: a pause could wait seconds, a second job could wait for the first to end
+before its claim got in. Within the embedded server (one process: it holds a lock on its
+data directory) threads instead queue here, first come first served: a transaction takes
+its turn when it begins, a write outside a transaction (autocommit: a job's claim, a new
+token) for its one statement. So any write waits for at most the batch in flight.
 """
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.db.backends.sqlite3 import base
 
@@ -37,12 +41,51 @@ class FairLock:
 WRITE_TURNS = FairLock()
 
 
+def _reads_only(query: str) -> bool:
+    return query.lstrip()[:6].upper() == "SELECT"
+
+
+class FairCursor(base.SQLiteCursorWrapper):
+    """Takes a write turn for a write in autocommit mode (a transaction already has one)."""
+
+    def __init__(self, connection, wrapper: "DatabaseWrapper") -> None:
+        super().__init__(connection)
+        self.wrapper = wrapper
+
+    def execute(self, query, params=None):
+        if self._needs_turn(query):
+            with self.wrapper.write_turn():
+                return super().execute(query, params)
+        return super().execute(query, params)
+
+    def executemany(self, query, param_list):
+        if self._needs_turn(query):
+            with self.wrapper.write_turn():
+                return super().executemany(query, param_list)
+        return super().executemany(query, param_list)
+
+    def _needs_turn(self, query: str) -> bool:
+        return not (
+            self.wrapper.holds_write_turn or self.connection.in_transaction or _reads_only(query)
+        )
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     holds_write_turn = False
 
+    def create_cursor(self, name=None):
+        return self.connection.cursor(factory=lambda connection: FairCursor(connection, self))
+
+    @contextmanager
+    def write_turn(self) -> Iterator[None]:
+        self._take_write_turn()
+        try:
+            yield
+        finally:
+            self._end_write_turn()
+
     def _start_transaction_under_autocommit(self) -> None:
-        WRITE_TURNS.acquire()
-        self.holds_write_turn = True
+        self._take_write_turn()  # until the transaction ends
         try:
             super()._start_transaction_under_autocommit()
         except BaseException:
@@ -66,6 +109,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return super()._close()
         finally:
             self._end_write_turn()
+
+    def _take_write_turn(self) -> None:
+        WRITE_TURNS.acquire()
+        self.holds_write_turn = True
 
     def _end_write_turn(self) -> None:
         if self.holds_write_turn:
