@@ -173,6 +173,16 @@ COLLECT_SWEEP_SECONDS = float(os.environ.get("COLLECT_SWEEP_SECONDS", 1))
 COLLECT_EXPORT_TTL = float(os.environ.get("COLLECT_EXPORT_TTL", 24 * 3600))
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+if CELERY_BROKER_URL.startswith("redis://"):
+    # kombu's Redis transport, corrected so that a broker restart cannot end a worker.
+    CELERY_BROKER_TRANSPORT = "collect.broker:Transport"
+# Collect controls jobs through their database rows, never through Celery's remote control;
+# without it there is no pidbox channel, whose failing close also left a worker's channel
+# half closed when the broker went away.
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
+# A broker that does not answer a connection is given up on in seconds, not minutes.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 5, "socket_keepalive": True}
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # keep reconnecting for as long as it takes
 # Celery only wakes workers (the job row is the truth), so its settings favour one job per
 # worker slot and no result storage.
 CELERY_TASK_ACKS_LATE = True

@@ -1,6 +1,8 @@
 """`collect worker`: a Celery worker of the distributed deployment, with a sweeper beside it."""
 
 import gc
+import tempfile
+from pathlib import Path
 
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
@@ -8,7 +10,10 @@ from django.conf import settings
 from collect.celery import app
 from collect.jobs.sweeper import SweeperThread
 
-_sweeper = SweeperThread()
+# Touched after every sweep: a container's health check tests how old it is (Celery's own
+# `inspect ping` needs remote control, which Collect turns off).
+HEARTBEAT = Path(tempfile.gettempdir()) / "collect-worker.heartbeat"
+_sweeper = SweeperThread(heartbeat=HEARTBEAT)
 
 
 @worker_ready.connect

@@ -39,6 +39,12 @@ def _work(job: Job) -> tuple[int, int]:
     return job.bytes_done, job.bytes_total
 
 
+class RetrySerializer(serializers.Serializer):
+    last_error = serializers.CharField()
+    attempts = serializers.IntegerField()
+    retry_at = serializers.DateTimeField(source="run_after", allow_null=True)
+
+
 class JobSerializer(serializers.ModelSerializer):
     task_id = serializers.UUIDField(source="id", read_only=True)
     dataset = serializers.CharField(source="dataset.name")
@@ -48,6 +54,7 @@ class JobSerializer(serializers.ModelSerializer):
     export_range = serializers.SerializerMethodField()
     download_url = serializers.SerializerMethodField()
     errors_url = serializers.SerializerMethodField()
+    retry = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -68,6 +75,7 @@ class JobSerializer(serializers.ModelSerializer):
             "termination_reason",
             "download_url",
             "errors_url",
+            "retry",
         ]
         read_only_fields = fields
 
@@ -96,6 +104,14 @@ class JobSerializer(serializers.ModelSerializer):
         if job.kind != Kind.IMPORT:
             return None
         return self._absolute(f"/api/tasks/{job.id}/errors/")
+
+    @extend_schema_field(RetrySerializer(allow_null=True))
+    def get_retry(self, job: Job) -> dict | None:
+        """Set while the job is being tried again after a run that was lost: why, how many
+        runs in a row made no progress, and when the next one may start."""
+        if not job.last_error or job.status in FINAL:
+            return None
+        return RetrySerializer(job).data
 
     def _absolute(self, path: str) -> str:
         request = self.context.get("request")

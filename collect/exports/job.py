@@ -7,7 +7,10 @@ Between batches nothing is held: no cursor, no transaction.
 """
 
 import os
+import shutil
 import time
+import uuid
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -23,6 +26,7 @@ from collect.jobs.kinds import JobFailed, Progress
 from collect.jobs.models import Job
 
 LINES_PER_QUERY = 50_000  # ~0.1 s of COPY at most; fewer when the time left is shorter
+COPY_BYTES = 1 << 20
 
 
 class ExportKind:
@@ -42,6 +46,19 @@ class ExportKind:
         expired_files_delete(older_than=settings.COLLECT_EXPORT_TTL)
 
 
+def _take_over(partial: Path, size: int) -> None:
+    """Go on in a copy of the committed part of the file. The run before this one was lost
+    and its worker may only be frozen: when it wakes up, what it still writes goes to the
+    old file, which nobody reads any more."""
+    fresh = partial.with_name(f"{partial.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    with open(partial, "rb") as source, open(fresh, "wb") as target:
+        shutil.copyfileobj(source, target, COPY_BYTES)
+        target.truncate(size)
+        target.flush()
+        os.fsync(target.fileno())
+    os.replace(fresh, partial)
+
+
 class ExportRun:
     def __init__(self, job: Job) -> None:
         self.job = job
@@ -58,6 +75,8 @@ class ExportRun:
         partial, final = partial_path(self.job.id), final_path(self.job.id)
         if final.exists() and not partial.exists():  # renamed, but completion never committed
             os.replace(final, partial)
+        if size and self.job.last_error and partial.exists():
+            _take_over(partial, size)
         stream = open(partial, "r+b" if partial.exists() else "w+b")  # noqa: SIM115 - kept open for the run
         stream.truncate(size)  # whatever was written after the last checkpoint goes
         stream.seek(size)

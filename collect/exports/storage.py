@@ -23,6 +23,8 @@ def final_path(job_id) -> Path:
 def export_files_delete(job_id) -> None:
     partial_path(job_id).unlink(missing_ok=True)
     final_path(job_id).unlink(missing_ok=True)
+    for copy in export_dir().glob(f"{job_id}.csv.part.*"):  # a takeover's, cut short
+        copy.unlink(missing_ok=True)
 
 
 def expired_files_delete(*, older_than: float) -> None:

@@ -43,9 +43,9 @@ class Job(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     worker_session = models.CharField(max_length=100, blank=True, default="")
 
-    # Runs started since the job last committed a batch, and how many of them crashed (not
-    # counting faults of the machinery): too many crashes in a row fail the job. A job
-    # queued again after a fault waits until `run_after`, longer after each attempt.
+    # Runs started since the job last committed a batch, how many of them crashed (faults of
+    # the machinery not counted) and how the last one ended: too many crashes in a row fail
+    # the job. A job queued again after a fault waits until `run_after`, longer each time.
     attempts = models.PositiveIntegerField(default=0)
     crashes = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")

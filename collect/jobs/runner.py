@@ -29,6 +29,7 @@ from collect.jobs.models import Job
 
 log = logging.getLogger(__name__)
 PROCESS_ID = uuid.uuid4().hex[:8]
+LOST_OWNERSHIP = "another worker owns it now; this run stops without writing"
 
 
 def worker_name() -> str:
@@ -83,22 +84,27 @@ def _retry_later(job_id, worker: str, error: Exception, stop) -> None:
     transient = faults.is_transient(error)
     reason = _describe(error)
     if transient:
-        log.warning("job %s: %s; it continues from its checkpoint later", job_id, reason)
+        log.warning("job %s: the run ended: %s", job_id, reason)
     else:
-        log.error("job %s crashed; it runs again from its checkpoint", job_id, exc_info=error)
+        log.error("job %s: the run crashed", job_id, exc_info=error)
     deadline = time.monotonic() + settings.COLLECT_LEASE_SECONDS
     delay = 0.25
     while True:
         connection.close()  # a broken connection is replaced by a new one
         try:
-            services.job_retry_later(
+            job = services.job_retry_later(
                 job_id=job_id, worker=worker, error=reason, crashed=not transient
             )
-            return None
         except Exception as again:
             if not faults.is_transient(again) or time.monotonic() + delay > deadline:
                 log.warning("job %s: cannot hand it back (%s)", job_id, _describe(again))
                 return None
+        else:
+            if job is None:
+                log.warning("job %s: %s", job_id, LOST_OWNERSHIP)
+            else:
+                log.warning("job %s: it continues from its checkpoint later", job_id)
+            return None
         if (stop or threading.Event()).wait(delay):  # shutting down: leave it to the lease
             return None
         delay = min(2 * delay, 5.0)
@@ -132,7 +138,7 @@ def _run_batches(job, run, worker, stop, after_batch) -> Job | None:
         except services.TerminationRequested:
             return services.job_finish_termination(job_id=job.pk)
         except services.LostOwnership:
-            log.warning("job %s: another worker owns it now; stopping this run", job.pk)
+            log.warning("job %s: %s", job.pk, LOST_OWNERSHIP)
             return None
         if after_batch is not None:
             after_batch(job)

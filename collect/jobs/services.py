@@ -176,6 +176,7 @@ def job_commit_batch(
         raise TerminationRequested(job_id)
     job.checkpoint = progress.checkpoint
     job.attempts = job.crashes = 0  # this run got somewhere
+    job.last_error = ""
     job.rows_done = progress.rows_done
     job.rows_rejected = progress.rows_rejected
     job.bytes_done = progress.bytes_done

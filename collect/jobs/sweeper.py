@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
+from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -95,16 +96,20 @@ def recover_all_after_restart() -> None:
 
 
 class SweeperThread(threading.Thread):
-    """Runs `sweep` every COLLECT_SWEEP_SECONDS in the background of a server or worker."""
+    """Runs `sweep` every COLLECT_SWEEP_SECONDS in the background of a server or worker, and
+    touches `heartbeat` (if given) after each, for a health check to look at."""
 
-    def __init__(self) -> None:
+    def __init__(self, heartbeat: Path | None = None) -> None:
         super().__init__(name="collect-sweeper", daemon=True)
         self.stopping = threading.Event()
+        self.heartbeat = heartbeat
 
     def run(self) -> None:
         while not self.stopping.wait(settings.COLLECT_SWEEP_SECONDS):
             try:
                 sweep()
+                if self.heartbeat is not None:
+                    self.heartbeat.touch()
             except Exception:
                 log.exception("the sweep failed; trying again shortly")
             finally:

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.e2e.servers import free_port
 
 COLLECT = Path(sys.executable).parent / "collect"
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
@@ -69,12 +70,6 @@ def wait_until(condition: Callable[[], Any], *, timeout: float, what: str, every
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(every)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # HTTP
@@ -257,12 +252,22 @@ class CollectServer:
             )
 
     def start_workers(self) -> None:
-        logs = [self.log_path.with_suffix(f".worker{n}.log") for n in range(WORKERS)]
+        self.workers = []
+        self._spawn_workers(range(WORKERS))
+
+    def add_worker(self) -> subprocess.Popen:
+        """One more `collect worker` process, once it is ready."""
+        number = len(list(self.log_path.parent.glob(f"{self.log_path.stem}.worker*.log")))
+        return self._spawn_workers([number])[0]
+
+    def _spawn_workers(self, numbers) -> list[subprocess.Popen]:
+        logs = [self.log_path.with_suffix(f".worker{n}.log") for n in numbers]
         starts = [log.stat().st_size if log.exists() else 0 for log in logs]
-        self.workers = [self._spawn([str(COLLECT), "worker"], log) for log in logs]
+        spawned = [self._spawn([str(COLLECT), "worker"], log) for log in logs]
+        self.workers += spawned
 
         def all_ready() -> bool:
-            for worker, log, start in zip(self.workers, logs, starts, strict=True):
+            for worker, log, start in zip(spawned, logs, starts, strict=True):
                 if worker.poll() is not None:
                     raise AssertionError(f"a worker exited:\n{_read(log, start)}")
             return all(
@@ -270,6 +275,7 @@ class CollectServer:
             )
 
         wait_until(all_ready, timeout=READY_TIMEOUT_S, what="the workers", every=0.1)
+        return spawned
 
     def _ready(self) -> bool:
         """Up once it has bound its port (waitress says so) and refuses an anonymous call."""
@@ -289,6 +295,7 @@ class CollectServer:
         """Stop as an operator would (SIGTERM), and make sure it is gone."""
         for process in [*self.workers, self.process]:
             if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGCONT)  # a frozen one could not stop
                 os.killpg(process.pid, signal.SIGTERM)
         for process in [*self.workers, self.process]:
             if process is None:
@@ -302,7 +309,8 @@ class CollectServer:
     def kill_hard(self) -> None:
         """kill -9 of the server and its workers: no shutdown code runs."""
         for process in [self.process, *self.workers]:
-            os.killpg(process.pid, signal.SIGKILL)
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
     def worker_running(self, task_id: str) -> subprocess.Popen | None:
@@ -313,11 +321,32 @@ class CollectServer:
         pid = int(owner[0][0].split("/")[1])  # host/pid/thread/run, see runner.worker_name
         return next((w for w in self.workers if w.pid == pid and w.poll() is None), None)
 
+    def freeze(self, worker: subprocess.Popen) -> None:
+        """SIGSTOP: the worker stops where it is, holding what it holds (a paused VM)."""
+        os.killpg(worker.pid, signal.SIGSTOP)
+
+    def thaw(self, worker: subprocess.Popen) -> None:
+        os.killpg(worker.pid, signal.SIGCONT)
+
+    def end_worker_session(self, task_id: str) -> bool:
+        """pg_terminate_backend of the database session of the job's worker, as a failover
+        or a network blip would end it; True if there was one."""
+        owner = self._query(
+            "SELECT worker_session FROM jobs_job WHERE id = ?", (str(uuid.UUID(task_id)),)
+        )
+        session = owner[0][0] if owner else ""
+        if not session:
+            return False
+        pid = int(session.split("@")[0])
+        return bool(self._query("SELECT pg_terminate_backend(?)", (pid,))[0][0])
+
     def kill_workers(self, *workers: subprocess.Popen) -> None:
-        """kill -9 of these workers (all of them if none is named)."""
-        for worker in workers or self.workers:
-            os.killpg(worker.pid, signal.SIGKILL)
+        """kill -9 of these workers (all of them if none is named); they leave `workers`."""
+        for worker in workers or list(self.workers):
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
+            self.workers.remove(worker)
 
     def broker_forget_queue(self) -> int:
         """Drop the messages waiting in this stack's queue, as a broker restart would; returns

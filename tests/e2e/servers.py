@@ -52,10 +52,10 @@ class OwnRedis:
     def start(self) -> "OwnRedis":
         binary = shutil.which("redis-server")
         assert binary, "these tests need redis-server on PATH (Debian's redis-server package)"
-        log = (self.directory / "redis.log").open("ab")
         command = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--save", "", "--appendonly", "no", "--dir", str(self.directory)]
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        with (self.directory / "redis.log").open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         _wait_for_port(self.port, "redis-server")
         return self
 
@@ -123,10 +123,8 @@ class OwnPostgres:
     def init(self) -> "OwnPostgres":
         if os.geteuid() == 0:
             shutil.chown(self.directory, user=self._owner())
-        self._run(
-            [_postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres"]
-            + ["--auth=trust", "--encoding=UTF8", "--no-sync", "--no-instructions"]
-        )
+        initdb = [_postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres"]
+        self._run([*initdb, "--auth=trust", "--encoding=UTF8", "--no-sync", "--no-instructions"])
         return self.start()
 
     def start(self) -> "OwnPostgres":
@@ -135,10 +133,8 @@ class OwnPostgres:
             "-c max_connections=100 -c fsync=off"
         )
         log = self.directory / "postgres.log"
-        self._run(
-            [_postgres_bin("pg_ctl"), "-D", str(self.data), "-l", str(log)]
-            + ["-o", options, "-w", "start"]
-        )
+        pg_ctl = [_postgres_bin("pg_ctl"), "-D", str(self.data), "-l", str(log)]
+        self._run([*pg_ctl, "-o", options, "-w", "start"])
         return self
 
     def stop(self, mode: str = "fast") -> None:

@@ -1,0 +1,187 @@
+"""Faults that are nobody's input's: how the runner tells them from the input's faults, what
+it does with a job that keeps crashing, and files wider than the database can hold.
+Runs on whichever database the suite runs on."""
+
+import errno
+import io
+import sqlite3
+from datetime import timedelta
+
+import psycopg
+import pytest
+from django import db
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from collect import faults
+from collect.datasets import segments
+from collect.jobs.models import Job
+from collect.jobs.runner import run_job
+from collect.jobs.states import Status
+from collect.jobs.sweeper import sweep
+from collect.uploads.storage import upload_path
+from tests.conftest import csv_bytes
+
+pytestmark = pytest.mark.django_db(transaction=True)
+WORKER = "test-worker"
+TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
+
+
+def wrapped(error: Exception, wrapper: type[Exception]) -> Exception:
+    """`error` as Django raises it: its own class, caused by the driver's."""
+    try:
+        try:
+            raise error
+        except Exception as cause:
+            raise wrapper(str(cause)) from cause
+    except Exception as outer:
+        return outer
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        sqlite3.OperationalError("database is locked"),
+        sqlite3.OperationalError("database or disk is full"),
+        wrapped(psycopg.OperationalError("the connection is closed"), db.OperationalError),
+        db.InterfaceError("connection already closed"),
+        ConnectionResetError(),
+    ],
+    ids=repr,
+)
+def test_faults_of_the_machinery_are_transient(error):
+    assert faults.is_transient(error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("a bug"),
+        IsADirectoryError(errno.EISDIR, "Is a directory"),
+        sqlite3.OperationalError("no such table: segment_x"),
+        wrapped(psycopg.errors.BadCopyFileFormat("extra data"), db.DataError),
+        wrapped(psycopg.errors.ProgramLimitExceeded("row is too big"), db.OperationalError),
+    ],
+    ids=repr,
+)
+def test_other_errors_are_not(error):
+    assert not faults.is_transient(error)
+
+
+def test_a_database_locked_past_its_busy_timeout_is_transient(tmp_path):
+    path = tmp_path / "locked.sqlite3"
+    holder, waiter = sqlite3.connect(path), sqlite3.connect(path, timeout=0.01)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(sqlite3.OperationalError) as raised:
+            waiter.execute("INSERT INTO t VALUES (1)")
+    finally:
+        holder.close()
+        waiter.close()
+    assert faults.is_transient(raised.value)
+    assert faults.is_database_unreachable(raised.value)
+
+
+def responses(rows: int = 20) -> bytes:
+    return csv_bytes(
+        [["id", "submitted_at"]] + [[str(n), "2024-01-01T00:00:00Z"] for n in range(rows)]
+    )
+
+
+def wait_is_over(job: Job) -> None:
+    Job.objects.filter(pk=job.pk, run_after__isnull=False).update(
+        run_after=timezone.now() - timedelta(seconds=1)
+    )
+    sweep()
+
+
+@override_settings(COLLECT_MAX_CRASHES=3)
+def test_a_job_that_keeps_crashing_fails_naming_the_last_error(start_import):
+    job = start_import(responses())
+    stored = upload_path(job.params["path"])
+    stored.unlink()
+    stored.mkdir()  # opening the upload now crashes every run the same way
+    try:
+        waits = []
+        for crash in (1, 2):
+            assert run_job(job.pk, worker=WORKER) is None
+            job.refresh_from_db()
+            assert (job.status, job.crashes, job.worker) == (Status.QUEUED, crash, "")
+            assert job.last_error.startswith("IsADirectoryError")
+            waits.append(job.run_after and (job.run_after - job.queued_at).total_seconds())
+            wait_is_over(job)
+        assert waits == [None, 0.5]  # the first retry at once, then after a growing wait
+
+        assert run_job(job.pk, worker=WORKER) is None
+        job.refresh_from_db()
+        assert job.status == Status.FAILED
+        assert job.error.startswith("gave up after 3 crashes in a row at the same point")
+        assert "IsADirectoryError" in job.error
+        assert not segments.segment_exists(segments.segment_table(job.pk))
+    finally:
+        stored.rmdir()
+
+
+@override_settings(COLLECT_MAX_CRASHES=2, COLLECT_BATCH_ROWS=5)
+def test_crashes_are_counted_only_in_a_row_at_the_same_point(start_import):
+    job = start_import(responses(20))
+    batches = []
+
+    def crash_after_two_batches(current):
+        batches.append(current.rows_done)
+        if len(batches) % 2 == 0:
+            raise RuntimeError("crash")
+
+    for _ in range(5):  # each run gets further before it crashes: never "in a row"
+        assert run_job(job.pk, worker=WORKER, after_batch=crash_after_two_batches) is None
+        job.refresh_from_db()
+        if job.status == Status.COMPLETED:
+            break
+        assert job.status == Status.QUEUED, job.error
+        wait_is_over(job)
+    job.refresh_from_db()
+    assert (job.status, job.rows_done) == (Status.COMPLETED, 20)
+
+
+def upload(api, content: bytes):
+    document = io.BytesIO(content)
+    document.name = "wide.csv"
+    return api.post("/api/upload-file/", {"file": document}, format="multipart")
+
+
+def wide_file(columns: int) -> bytes:
+    header = [f"q{number}" for number in range(columns)]
+    return csv_bytes([header, ["1"] * columns, ["2"] * columns])
+
+
+def test_a_file_wider_than_the_database_holds_is_refused_at_upload(api):
+    limit = segments.max_width()
+    assert limit == (1599 if connection.vendor == "postgresql" else 1999)
+    too_wide = wide_file(limit + 1)
+
+    refused = upload(api, too_wide)
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "detail": f"the file has {limit + 1} columns; this database holds at most {limit}",
+        "columns": limit + 1,
+        "limit": limit,
+    }
+    created = api.generic(
+        "POST",
+        "/api/uploads/",
+        too_wide[: 64 * 1024],
+        content_type="application/offset+octet-stream",
+        HTTP_UPLOAD_LENGTH=str(len(too_wide)),
+        **TUS,
+    )
+    assert created.status_code == 400
+    assert created.json()["limit"] == limit
+    assert Job.objects.count() == 0
+
+    accepted = upload(api, wide_file(limit))
+    assert accepted.status_code == 202
+    job = run_job(accepted.json()["task_id"], worker=WORKER)
+    assert (job.status, job.rows_done) == (Status.COMPLETED, 2)
