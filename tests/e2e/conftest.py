@@ -10,7 +10,10 @@ A test that fails gets the log of every server it used attached to its report.
 """
 
 import contextlib
+import csv
+import hashlib
 import http.client
+import io
 import json
 import os
 import shutil
@@ -58,6 +61,19 @@ def assert_imported_exactly_once(server: "CollectServer", job: dict, rows: int) 
     assert job["progress"]["rows_done"] == rows, job
     stats = server.segment_stats(job["task_id"])
     assert (stats.rows, stats.distinct_ids) == (rows, rows), (stats, job)
+
+
+def assert_same_rows(csv_text: str, source: Path) -> None:
+    """The CSV holds the source file's header and each of its records exactly as often,
+    in any order (compared by digest, so that a million rows stay small)."""
+    exported = io.StringIO(csv_text, newline="")
+    with source.open(newline="", encoding="utf-8") as original:
+        assert next(csv.reader(exported)) == next(csv.reader(original))
+        assert _row_digests(exported) == _row_digests(original)
+
+
+def _row_digests(lines) -> list[bytes]:
+    return sorted(hashlib.sha1("\x1f".join(row).encode()).digest() for row in csv.reader(lines))
 
 
 def wait_until(condition: Callable[[], Any], *, timeout: float, what: str, every=0.02) -> Any:

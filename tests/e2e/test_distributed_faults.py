@@ -3,9 +3,6 @@ connection, a database that crashes and comes back, a broker killed and restarte
 that freezes. The job keeps its rows and its file and ends with every row exactly once; every
 process stays alive. Servers that a test breaks are its own (tests/e2e/servers.py)."""
 
-import csv
-import hashlib
-import io
 import time
 
 import pytest
@@ -14,6 +11,7 @@ from collect.jobs.runner import LOST_OWNERSHIP
 from tests.e2e.conftest import (
     LEASE_SECONDS,
     assert_imported_exactly_once,
+    assert_same_rows,
     segment_table,
     wait_until,
 )
@@ -78,11 +76,6 @@ def test_a_dropped_connection_mid_import_is_not_the_jobs_failure(start_server, b
     assert_all_alive(stack)
 
 
-def row_digests(lines) -> list[bytes]:
-    """Each CSV record as a digest, sorted: equal lists mean the same rows, each as often."""
-    return sorted(hashlib.sha1("\x1f".join(row).encode()).digest() for row in csv.reader(lines))
-
-
 def test_a_dropped_connection_mid_export_is_not_the_jobs_failure(start_server, big_csv):
     stack = start_server()
     client = stack.client("jack")
@@ -102,10 +95,7 @@ def test_a_dropped_connection_mid_export_is_not_the_jobs_failure(start_server, b
     assert job["progress"]["rows_done"] == big_csv.rows
     download = client.get(f"/api/tasks/{task_id}/download/")
     assert download.status == 200
-    exported = io.StringIO(download.text, newline="")
-    with big_csv.path.open(newline="", encoding="utf-8") as source:
-        assert next(csv.reader(exported)) == next(csv.reader(source))  # the header
-        assert row_digests(exported) == row_digests(source)
+    assert_same_rows(download.text, big_csv.path)
     assert_all_alive(stack)
 
 
