@@ -183,6 +183,8 @@ CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 # A broker that does not answer a connection is given up on in seconds, not minutes.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 5, "socket_keepalive": True}
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # keep reconnecting for as long as it takes
+# Jobs run on through a broker outage: they need the database, not the broker.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # Celery only wakes workers (the job row is the truth), so its settings favour one job per
 # worker slot and no result storage.
 CELERY_TASK_ACKS_LATE = True

@@ -185,3 +185,17 @@ def test_a_file_wider_than_the_database_holds_is_refused_at_upload(api):
     assert accepted.status_code == 202
     job = run_job(accepted.json()["task_id"], worker=WORKER)
     assert (job.status, job.rows_done) == (Status.COMPLETED, 2)
+
+
+@pytest.mark.parametrize("on_error", ["abort", "skip"])
+def test_a_nul_in_a_row_is_the_inputs_fault_on_every_database(start_import, on_error):
+    """Its rejected row is kept with the NUL replaced: PostgreSQL's text cannot hold one,
+    and failing to store the reason must not turn the input's fault into a crash."""
+    content = b"id,submitted_at\r\n1,2024-01-01\r\n2,2024-01-\x0002\r\n3,2024-01-03\r\n"
+    job = run_job(start_import(content, on_error=on_error).pk, worker=WORKER)
+    rejected = list(job.rejected_rows.values_list("line", "reason", "content"))
+    assert rejected == [(3, "contains a NUL character", "2,2024-01-\ufffd02")]
+    if on_error == "abort":
+        assert (job.status, job.error) == (Status.FAILED, "line 3: contains a NUL character")
+    else:
+        assert (job.status, job.rows_done, job.rows_rejected) == (Status.COMPLETED, 2, 1)
