@@ -70,6 +70,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "collect.urls"
+CSRF_FAILURE_VIEW = "collect.api.errors.csrf_failure"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -180,8 +181,13 @@ if CELERY_BROKER_URL.startswith("redis://"):
 # without it there is no pidbox channel, whose failing close also left a worker's channel
 # half closed when the broker went away.
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
-# A broker that does not answer a connection is given up on in seconds, not minutes.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 5, "socket_keepalive": True}
+# A broker that does not answer (a partition, a frozen host) is given up on in seconds, not
+# when TCP does; wake-ups are sent from a thread of their own (collect.jobs.dispatch).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 5,
+    "socket_timeout": 10,
+    "socket_keepalive": True,
+}
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # keep reconnecting for as long as it takes
 # Jobs run on through a broker outage: they need the database, not the broker.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
@@ -195,7 +201,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_CONCURRENCY = int(os.environ.get("COLLECT_WORKERS", 2))
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("COLLECT_QUEUE", "collect")
 # A queued job whose wake-up message may have been lost (a broker restart) is sent again.
-COLLECT_REDISPATCH_SECONDS = float(os.environ.get("COLLECT_REDISPATCH_SECONDS", 30))
+# Never longer than a lease: a frozen worker may have swallowed the message.
+COLLECT_REDISPATCH_SECONDS = float(
+    os.environ.get("COLLECT_REDISPATCH_SECONDS", COLLECT_LEASE_SECONDS)
+)
 # "inprocess": the embedded worker pool; "celery": jobs go to `collect worker` processes.
 COLLECT_DISPATCH = os.environ.get(
     "COLLECT_DISPATCH", "celery" if CELERY_BROKER_URL else "inprocess"

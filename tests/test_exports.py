@@ -3,14 +3,18 @@ pause and resume without a row twice or missing, terminate, formula cells, visib
 
 import csv
 import io
+from datetime import timedelta
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 
-from collect.exports.storage import final_path, partial_path
+from collect.exports.storage import export_dir, piece_path
 from collect.jobs import services
+from collect.jobs.models import Job
 from collect.jobs.runner import run_job
 from collect.jobs.states import Status
+from collect.jobs.sweeper import sweep
 from tests.conftest import csv_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -104,11 +108,46 @@ def test_pause_and_resume_write_every_row_once(api, start_import):
 
     job = run_job(task_id, worker=WORKER, after_batch=pause_after_third_batch)
     assert job.status == Status.PAUSED and 0 < job.rows_done < 1000
-    assert partial_path(job.pk).stat().st_size == job.checkpoint["size"]
-    with open(partial_path(job.pk), "ab") as stream:  # what a crash after a write leaves
+    [(name, size)] = job.checkpoint["pieces"]
+    assert piece_path(name).stat().st_size == size
+    with open(piece_path(name), "ab") as stream:  # what a crash after a write leaves
         stream.write(b"999999,half a batch that was never committed\n")
     services.job_resume(job_id=job.pk)
     assert exported(api, task_id) == table
+    assert [piece[0] for piece in Job.objects.get(pk=task_id).checkpoint["pieces"]] == [name]
+
+
+@override_settings(COLLECT_BATCH_ROWS=50)
+def test_after_a_lost_run_the_export_goes_on_in_a_new_piece_that_a_stale_writer_cannot_touch(
+    api, start_import
+):
+    table = [["id", "submitted_at"]] + [[str(n), "2024-02-01T10:00:00Z"] for n in range(1000)]
+    imported(start_import, table)
+    task_id = export(api, **{"from": "2024-02-01", "to": "2024-02-01"})
+    batches = []
+
+    def vanish_after_third_batch(job):  # as a worker that froze after its third batch
+        batches.append(job.rows_done)
+        if len(batches) == 3:
+            raise WorkerFroze
+
+    with pytest.raises(WorkerFroze):
+        run_job(task_id, worker="frozen", after_batch=vanish_after_third_batch)
+    Job.objects.filter(pk=task_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    sweep()  # takes the job back
+    [(stale_name, _)] = Job.objects.get(pk=task_id).checkpoint["pieces"]
+
+    job = run_job(task_id, worker=WORKER)
+    assert job.status == Status.COMPLETED
+    with open(piece_path(stale_name), "ab") as stream:  # the frozen worker wakes and writes
+        stream.write(b"999999,written by a worker that lost the job\n")
+    stale, fresh = (name for name, _ in job.checkpoint["pieces"])
+    assert stale == stale_name and fresh != stale_name
+    assert exported(api, task_id, run=False) == table
+
+
+class WorkerFroze(BaseException):
+    pass
 
 
 def test_terminate_removes_the_file(api, start_import):
@@ -116,7 +155,7 @@ def test_terminate_removes_the_file(api, start_import):
     task_id = export(api, **{"from": "2024-01-01", "to": "2024-01-02"})
     services.job_pause(job_id=task_id)
     assert services.job_terminate(job_id=task_id).status == Status.TERMINATED
-    assert not partial_path(task_id).exists() and not final_path(task_id).exists()
+    assert not list(export_dir().glob(f"{task_id}.*"))
     assert api.get(f"/api/tasks/{task_id}/download/").status_code == 409
 
 
@@ -177,15 +216,15 @@ def test_an_expired_export_file_is_deleted_and_its_download_is_410(api, start_im
     import os
     import time
 
-    from collect.jobs.sweeper import sweep
-
     imported(start_import, NASTY)
     task_id = export(api, **{"from": "2024-01-01", "to": "2024-01-02"})
     exported(api, task_id)
     sweep()
-    assert final_path(task_id).exists()  # still fresh
+    files = list(export_dir().glob(f"{task_id}.*"))
+    assert files  # still fresh
     two_days_ago = time.time() - 2 * 24 * 3600
-    os.utime(final_path(task_id), (two_days_ago, two_days_ago))
+    for path in files:
+        os.utime(path, (two_days_ago, two_days_ago))
     sweep()
-    assert not final_path(task_id).exists()
+    assert not any(path.exists() for path in files)
     assert api.get(f"/api/tasks/{task_id}/download/").status_code == 410

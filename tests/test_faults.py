@@ -5,6 +5,7 @@ Runs on whichever database the suite runs on."""
 import errno
 import io
 import sqlite3
+import time
 from datetime import timedelta
 
 import psycopg
@@ -16,8 +17,10 @@ from django.utils import timezone
 
 from collect import faults
 from collect.datasets import segments
+from collect.jobs import services
 from collect.jobs.models import Job
-from collect.jobs.runner import run_job
+from collect.jobs.runner import lease_renewed, run_job
+from collect.jobs.services import LEASE_LOST_ERROR
 from collect.jobs.states import Status
 from collect.jobs.sweeper import sweep
 from collect.uploads.storage import upload_path
@@ -199,3 +202,22 @@ def test_a_nul_in_a_row_is_the_inputs_fault_on_every_database(start_import, on_e
         assert (job.status, job.error) == (Status.FAILED, "line 3: contains a NUL character")
     else:
         assert (job.status, job.rows_done, job.rows_rejected) == (Status.COMPLETED, 2, 1)
+
+
+@override_settings(COLLECT_LEASE_SECONDS=0.3)
+def test_a_run_keeps_its_lease_while_it_opens_however_long_that_takes(start_import):
+    """Opening can take longer than a lease (a gzip file is read from its start up to the
+    checkpoint): the job must not be taken back meanwhile, but is once the run is gone."""
+    job = start_import(responses())
+    services.job_claim(job_id=job.pk, worker=WORKER)
+    with lease_renewed(job.pk, WORKER):
+        for _ in range(6):  # three leases
+            time.sleep(0.15)
+            sweep()
+    job.refresh_from_db()
+    assert (job.status, job.worker) == (Status.RUNNING, WORKER)
+
+    time.sleep(0.4)  # nobody renews it now
+    sweep()
+    job.refresh_from_db()
+    assert (job.status, job.worker, job.last_error) == (Status.QUEUED, "", LEASE_LOST_ERROR)

@@ -98,3 +98,9 @@ def bad_request(request, exception=None) -> JsonResponse:
 
 def permission_denied(request, exception=None) -> JsonResponse:
     return JsonResponse({"detail": str(exception or "") or "forbidden"}, status=403)
+
+
+def csrf_failure(request, reason: str = "") -> JsonResponse:
+    return JsonResponse(
+        {"detail": f"CSRF check failed ({reason}): reload the page and try again"}, status=403
+    )

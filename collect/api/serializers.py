@@ -109,7 +109,7 @@ class JobSerializer(serializers.ModelSerializer):
     def get_retry(self, job: Job) -> dict | None:
         """Set while the job is being tried again after a run that was lost: why, how many
         runs in a row made no progress, and when the next one may start."""
-        if not job.last_error or job.status in FINAL:
+        if not job.last_error or job.status not in (Status.QUEUED, Status.RUNNING):
             return None
         return RetrySerializer(job).data
 

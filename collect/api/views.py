@@ -26,8 +26,9 @@ from collect.api.serializers import (
     UploadSerializer,
 )
 from collect.errors import Conflict, Gone, InvalidInput
+from collect.exports.job import export_pieces
 from collect.exports.services import export_start
-from collect.exports.storage import final_path
+from collect.exports.storage import export_open
 from collect.imports.services import import_start
 from collect.jobs import selectors, services
 from collect.uploads.handlers import too_large
@@ -269,7 +270,7 @@ class TaskDownloadApi(APIView):
         if job.status != "completed":
             raise Conflict(f"the export is {job.status}, not completed", status=job.status)
         try:
-            stream = open(final_path(job.id), "rb")  # noqa: SIM115 - FileResponse closes it
+            stream = export_open(export_pieces(job))  # FileResponse closes it
         except FileNotFoundError:
             raise Gone("the export's file has expired; start the export again") from None
         name = f"{job.dataset.name}-{job.pk}.csv"

@@ -119,9 +119,13 @@ def segment_export(
             # No ORDER BY: the rows of a range come in the table's physical order, which is
             # the order COPY loaded them in; a batch is exact whatever the order inside it.
             copy_sql = f"COPY (SELECT {selected} FROM {table} WHERE {where}) TO STDOUT (FORMAT csv)"
-            # A segment fresh from its import has no statistics yet, and without them the
-            # planner may scan the whole table for each range: use the BRIN index.
-            cursor.execute("SET LOCAL enable_seqscan = off")
+            # A segment fresh from its import (or after a crash, which loses the activity
+            # statistics) has no statistics, and without them the planner may scan the whole
+            # table for each range, in parallel and compiled: use the BRIN index, plainly.
+            cursor.execute(
+                "SET LOCAL enable_seqscan = off; SET LOCAL jit = off; "
+                "SET LOCAL max_parallel_workers_per_gather = 0"
+            )
             with connection.wrap_database_errors, cursor.copy(copy_sql) as copy:
                 for data in copy:
                     write(data)

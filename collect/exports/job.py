@@ -1,16 +1,14 @@
 """The export job kind: the records of a date range, segment by segment, into a CSV file.
 
 Each batch reads a range of lines of one segment (COPY TO on PostgreSQL) and appends it to
-`<job>.csv.part`; the checkpoint (segment, last line, file size) commits with the batch. A
-resumed run first cuts the file back to the committed size, so every row is written once.
-Between batches nothing is held: no cursor, no transaction.
+the export's file; the checkpoint (segment, last line, the file's pieces and their committed
+sizes) commits with the batch. A resumed run first cuts its piece back to the committed size,
+so every row is written once; after a lost run it writes a new piece instead (see
+collect/exports/storage.py). Between batches nothing is held: no cursor, no transaction.
 """
 
 import os
-import shutil
 import time
-import uuid
-from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -19,14 +17,16 @@ from collect.datasets import segments
 from collect.exports.storage import (
     expired_files_delete,
     export_files_delete,
-    final_path,
-    partial_path,
+    piece_name,
+    piece_path,
 )
 from collect.jobs.kinds import JobFailed, Progress
 from collect.jobs.models import Job
 
 LINES_PER_QUERY = 50_000  # ~0.1 s of COPY at most; fewer when the time left is shorter
-COPY_BYTES = 1 << 20
+# At least this many: a query's fixed cost (a far or busy database) must not shrink the
+# ranges to a line or two, where they would stay.
+MIN_LINES_PER_QUERY = 5_000
 
 
 class ExportKind:
@@ -34,7 +34,7 @@ class ExportKind:
         return ExportRun(job)
 
     def finish(self, job: Job) -> None:
-        os.replace(partial_path(job.id), final_path(job.id))  # the file appears whole
+        pass  # the committed pieces are the file: completed, it can be downloaded
 
     def discard(self, job: Job) -> None:
         transaction.on_commit(lambda: export_files_delete(job.id))
@@ -46,43 +46,61 @@ class ExportKind:
         expired_files_delete(older_than=settings.COLLECT_EXPORT_TTL)
 
 
-def _take_over(partial: Path, size: int) -> None:
-    """Go on in a copy of the committed part of the file. The run before this one was lost
-    and its worker may only be frozen: when it wakes up, what it still writes goes to the
-    old file, which nobody reads any more."""
-    fresh = partial.with_name(f"{partial.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-    with open(partial, "rb") as source, open(fresh, "wb") as target:
-        shutil.copyfileobj(source, target, COPY_BYTES)
-        target.truncate(size)
-        target.flush()
-        os.fsync(target.fileno())
-    os.replace(fresh, partial)
+def export_pieces(job: Job) -> list[list]:
+    """The export's file pieces and their committed sizes (exports checkpointed before pieces
+    existed wrote one file, `<job>.csv.part`, renamed to `<job>.csv` when complete)."""
+    checkpoint = job.checkpoint
+    if "pieces" in checkpoint:
+        return [list(piece) for piece in checkpoint["pieces"]]
+    if "size" not in checkpoint:
+        return []
+    suffix = "csv" if job.status == "completed" else "csv.part"
+    return [[f"{job.id}.{suffix}", checkpoint["size"]]]
 
 
 class ExportRun:
     def __init__(self, job: Job) -> None:
         self.job = job
         self.params = job.params
-        checkpoint = job.checkpoint or {"segment": 0, "line": 0, "size": 0, "scanned": 0}
+        checkpoint = job.checkpoint or {"segment": 0, "line": 0, "scanned": 0}
         self.segment = checkpoint["segment"]
         self.line = checkpoint["line"]
         self.scanned = checkpoint["scanned"]
+        self.pieces = export_pieces(job)
         self.rows = job.rows_done
         self.pace = 1e-6  # seconds a line; each query measures it again
-        self.file = self._open(checkpoint["size"])
+        self.file = self._open()
 
-    def _open(self, size: int):
-        partial, final = partial_path(self.job.id), final_path(self.job.id)
-        if final.exists() and not partial.exists():  # renamed, but completion never committed
-            os.replace(final, partial)
-        if size and self.job.last_error and partial.exists():
-            _take_over(partial, size)
-        stream = open(partial, "r+b" if partial.exists() else "w+b")  # noqa: SIM115 - kept open for the run
+    def _open(self):
+        # Files no checkpoint names are lost runs' (a worker still writing to one writes to
+        # a file nobody has once it is gone).
+        export_files_delete(self.job.id, keep={name for name, _ in self.pieces})
+        # A lost run's worker may still write to its piece: go on in a new one.
+        if not self.pieces or self.job.last_error:
+            self._give_up_last_piece()
+            self.pieces.append([piece_name(self.job.id, len(self.pieces)), 0])
+        name, size = self.pieces[-1]
+        path = piece_path(name)
+        stream = open(path, "r+b" if path.exists() else "w+b")  # noqa: SIM115 - kept open for the run
         stream.truncate(size)  # whatever was written after the last checkpoint goes
         stream.seek(size)
-        if size == 0:
+        if len(self.pieces) == 1 and size == 0:
             stream.write(segments.csv_bytes([self.params["header"]]))
         return stream
+
+    def _give_up_last_piece(self) -> None:
+        """Keep only the committed bytes of the last piece, so that runs lost one after the
+        other (a disk that stays full) do not fill the disk with what they never committed.
+        An empty one goes: a worker still writing to it writes to a file nobody has."""
+        if not self.pieces:
+            return
+        name, size = self.pieces[-1]
+        path = piece_path(name)
+        if size == 0:
+            self.pieces.pop()
+            path.unlink(missing_ok=True)
+        elif path.exists():
+            os.truncate(path, size)
 
     def step(self, *, deadline: float, max_rows: int) -> Progress:
         plan = self.params["segments"]
@@ -93,7 +111,8 @@ class ExportRun:
                 break
             segment = plan[self.segment]
             # As many lines as fit in the batch's time left, at the pace measured so far.
-            span = min(LINES_PER_QUERY, max_rows - rows, int((deadline - now) / self.pace) + 1)
+            fit = max(MIN_LINES_PER_QUERY, int((deadline - now) / self.pace) + 1)
+            span = min(LINES_PER_QUERY, max_rows - rows, fit)
             up_to = min(self.line + span, segment["last_line"])
             rows += segments.segment_export(
                 segment["table"],
@@ -111,17 +130,17 @@ class ExportRun:
                 self.segment, self.line = self.segment + 1, 0
         self.file.flush()
         self.rows += rows
-        size = self.file.tell()
+        self.pieces[-1][1] = self.file.tell()
         return Progress(
             checkpoint={
                 "segment": self.segment,
                 "line": self.line,
-                "size": size,
                 "scanned": self.scanned,
+                "pieces": self.pieces,
             },
             rows_done=self.rows,
             rows_rejected=0,
-            bytes_done=size,
+            bytes_done=sum(size for _, size in self.pieces),
             finished=self.segment >= len(plan),
         )
 

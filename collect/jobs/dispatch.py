@@ -6,12 +6,16 @@ queued any more does nothing, so losing or repeating a message is harmless.
 
 import logging
 import queue
+import threading
+import time
 from functools import cache
 
 from django.conf import settings
 from django.db import transaction
 
 log = logging.getLogger(__name__)
+SEND_RETRY_FIRST_S = 0.5
+SEND_RETRY_MAX_S = 10.0
 
 
 class Dispatcher:
@@ -37,20 +41,43 @@ class InProcessDispatcher(Dispatcher):
 
 
 class CeleryDispatcher(Dispatcher):
-    """Sends job ids to `collect worker` processes through the broker."""
+    """Sends job ids to `collect worker` processes through the broker, from a thread of its
+    own: no request waits on the broker (one that stops answering would hold it for as long
+    as that lasts), and an id that could not be sent goes out as soon as the broker is back.
+    Ids still unsent when the process ends are sent again by a sweep."""
 
     may_lose_messages = True
 
     def __init__(self) -> None:
         import collect.celery  # noqa: F401 - the configured app must exist before a task is sent
 
+        self.unsent: queue.Queue[str] = queue.Queue()
+        self._sender: threading.Thread | None = None
+        self._starting = threading.Lock()
+
     def enqueue(self, job_id) -> None:
+        self.unsent.put(str(job_id))
+        with self._starting:
+            if self._sender is None or not self._sender.is_alive():
+                self._sender = threading.Thread(
+                    target=self._send_all, name="collect-dispatch", daemon=True
+                )
+                self._sender.start()
+
+    def _send_all(self) -> None:
         from collect.jobs.tasks import run_job_task
 
-        try:
-            run_job_task.delay(str(job_id))
-        except Exception:  # the job stays queued in the database; the sweeper retries
-            log.exception("job %s: could not reach the broker; will send it again", job_id)
+        while True:
+            job_id = self.unsent.get()
+            delay = SEND_RETRY_FIRST_S
+            while True:
+                try:
+                    run_job_task.delay(job_id)
+                    break
+                except Exception as error:
+                    log.warning("job %s: cannot reach the broker (%s); retrying", job_id, error)
+                    time.sleep(delay)
+                    delay = min(2 * delay, SEND_RETRY_MAX_S)
 
 
 @cache

@@ -16,7 +16,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -30,6 +31,7 @@ from collect.jobs.models import Job
 log = logging.getLogger(__name__)
 PROCESS_ID = uuid.uuid4().hex[:8]
 LOST_OWNERSHIP = "another worker owns it now; this run stops without writing"
+MAX_OPEN_RENEWALS = 30  # ten leases
 
 
 def worker_name() -> str:
@@ -70,11 +72,39 @@ def run_job(
 
 
 def _run(job: Job, worker: str, stop, after_batch) -> Job | None:
-    run = kind_for(job.kind).open(job)
+    with lease_renewed(job.pk, worker):
+        run = kind_for(job.kind).open(job)
     try:
         return _run_batches(job, run, worker, stop, after_batch)
     finally:
         run.close()
+
+
+@contextmanager
+def lease_renewed(job_id, worker: str) -> Iterator[None]:
+    """Keep the job's lease while a run opens, which takes as long as it takes (a gzip file
+    is read from its start up to the checkpoint); batches renew it from then on. At most
+    MAX_OPEN_RENEWALS times: a run that never opens is as good as dead."""
+    opened = threading.Event()
+
+    def renew() -> None:
+        try:
+            for _ in range(MAX_OPEN_RENEWALS):
+                if opened.wait(settings.COLLECT_LEASE_SECONDS / 3):
+                    return
+                services.job_renew_lease(job_id=job_id, worker=worker)
+        except Exception as error:
+            log.warning("job %s: could not renew its lease: %s", job_id, _describe(error))
+        finally:
+            connection.close()
+
+    renewer = threading.Thread(target=renew, name=f"lease-{job_id}", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        opened.set()
+        renewer.join()
 
 
 def _retry_later(job_id, worker: str, error: Exception, stop) -> None:

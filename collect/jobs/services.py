@@ -162,6 +162,14 @@ def job_claim(*, job_id, worker: str, session: str = "") -> Job | None:
     return Job.objects.get(pk=job_id) if claimed else None
 
 
+def job_renew_lease(*, job_id, worker: str) -> bool:
+    """Extend the lease of a job this worker still owns; False if it does not."""
+    renewed = Job.objects.filter(pk=job_id, worker=worker, status__in=OWNED).update(
+        lease_expires_at=timezone.now() + timedelta(seconds=settings.COLLECT_LEASE_SECONDS)
+    )
+    return bool(renewed)
+
+
 def job_commit_batch(
     *, job_id, worker: str, progress: Progress, seconds: float, stop_requested: bool = False
 ) -> Job:

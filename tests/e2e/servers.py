@@ -59,6 +59,13 @@ class OwnRedis:
         _wait_for_port(self.port, "redis-server")
         return self
 
+    def freeze(self) -> None:
+        """SIGSTOP: it accepts connections and answers nothing, as across a partition."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """kill -9: what it held in memory (queued and unacknowledged messages) is gone."""
         if self.process is not None and self.process.poll() is None:
@@ -67,6 +74,7 @@ class OwnRedis:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.thaw()
             self.process.terminate()
             try:
                 self.process.wait(10)

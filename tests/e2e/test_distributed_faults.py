@@ -133,6 +133,23 @@ def test_a_broker_killed_and_restarted_mid_import(own_redis, start_server, big_c
     assert_all_alive(stack)
 
 
+def test_a_broker_that_stops_answering_holds_up_no_request(own_redis, start_server, big_csv):
+    stack = start_server(CELERY_BROKER_URL=own_redis.url)
+    client = stack.client("nina")
+    quick = type(client)(client.port, client.token, timeout=5)
+
+    own_redis.freeze()  # a partition: connections hang instead of being refused
+    try:
+        task_id = quick.start_import(big_csv.path)["task_id"]
+        assert quick.get(f"/api/tasks/{task_id}/").json()["status"] == "queued"
+        assert quick.get("/api/tasks/").status == 200
+    finally:
+        own_redis.thaw()
+    job = client.wait_for_status(task_id, "completed", timeout=RECOVERY_TIMEOUT_S)
+    assert_imported_exactly_once(stack, job, big_csv.rows)
+    assert_all_alive(stack)
+
+
 def test_a_broker_restart_while_every_slot_is_busy(own_redis, start_server, big_csv):
     stack = start_server(CELERY_BROKER_URL=own_redis.url, COLLECT_REDISPATCH_SECONDS="2")
     client = stack.client("mia")

@@ -141,3 +141,6 @@ def test_an_export_onto_a_full_disk_waits_for_room_and_loses_nothing(
     job = client.wait_for_status(task_id, "completed", timeout=120)
     assert job["progress"]["rows_done"] == source.rows
     assert_same_rows(client.get(f"/api/tasks/{task_id}/download/").text, source.path)
+    # What the lost runs wrote and never committed is gone: the disk holds the export alone.
+    kept = sum(path.stat().st_size for path in (data_dir_with_small_disks / "exports").iterdir())
+    assert kept == job["progress"]["bytes_done"]
