@@ -61,3 +61,14 @@ def test_a_run_whose_session_ends_hands_the_job_back_uncounted(start_import):
 
     job = run_job(job.pk, worker=WORKER)
     assert (job.status, job.rows_done, job.last_error) == (Status.COMPLETED, 20, "")
+
+
+def test_a_record_too_big_for_a_row_fails_the_import_with_the_reason(start_import):
+    """1,599 columns fit PostgreSQL's table, not their values: too many short ones (which
+    cannot be moved out of the row) pass its 8 kB row limit. The input's fault, not a crash."""
+    width = 1599
+    header = [f"q{number}" for number in range(width)]
+    job = start_import(csv_bytes([header, ["0123456789"] * width]))
+    job = run_job(job.pk, worker=WORKER)
+    assert job.status == Status.FAILED
+    assert job.error.startswith("a record is too big for the database: row is too big")

@@ -364,6 +364,12 @@ class CollectServer:
             worker.wait()
             self.workers.remove(worker)
 
+    def broker_queue_length(self) -> int:
+        import redis
+
+        broker = redis.Redis.from_url(self.env["CELERY_BROKER_URL"])
+        return broker.llen(self.env["COLLECT_QUEUE"])
+
     def broker_forget_queue(self) -> int:
         """Drop the messages waiting in this stack's queue, as a broker restart would; returns
         how many there were."""

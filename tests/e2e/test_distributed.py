@@ -56,7 +56,9 @@ def test_a_job_whose_message_the_broker_lost_still_runs(start_server):
     rows = [[str(n), f"2025-01-0{n % 9 + 1}T00:00:00Z"] for n in range(1000)]
     content = "id,submitted_at\r\n" + "".join(f"{a},{b}\r\n" for a, b in rows)
     task_id = client.start_import(content.encode())["task_id"]
-    assert stack.broker_forget_queue() == 1  # the one wake-up message, now gone
+    # The one wake-up message (sent from the server's dispatch thread), then gone.
+    wait_until(lambda: stack.broker_queue_length() == 1, timeout=10, what="the wake-up")
+    assert stack.broker_forget_queue() == 1
 
     stack.start_workers()
     job = client.wait_for_status(task_id, "completed", timeout=60)
