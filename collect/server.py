@@ -16,8 +16,7 @@ _held_locks: list = []  # open lock files, kept for the life of the process
 
 
 def serve(host: str, port: int) -> None:
-    import waitress
-
+    from collect.httpd import create_server
     from collect.jobs.sweeper import SweeperThread
     from collect.wsgi import application
 
@@ -26,13 +25,12 @@ def serve(host: str, port: int) -> None:
         _hold_data_dir_lock(settings.DATA_DIR / "serve.lock")
     call_command("migrate", interactive=False, verbosity=0)
     try:  # bind before taking over any job: a taken port must not leave jobs half-started
-        server = waitress.create_server(
+        server = create_server(
             application,
             host=host,
             port=port,
             threads=8,
-            ident="collect",
-            max_request_body_size=settings.COLLECT_MAX_UPLOAD_BYTES + (1 << 20),
+            max_body=settings.COLLECT_MAX_UPLOAD_BYTES + (1 << 20),
         )
     except OSError as error:
         sys.exit(f"cannot listen on {host}:{port}: {error.strerror}")
