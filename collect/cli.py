@@ -82,6 +82,9 @@ def _client_commands(commands) -> None:
     upload.add_argument("--dataset", default="responses")
     upload.add_argument("--timestamp-column", help="the column that dates each row")
     upload.add_argument("--on-error", choices=["abort", "skip"], default="abort")
+    upload.add_argument(
+        "--max-rejects", type=int, metavar="N", help="with --on-error skip: fail past N bad rows"
+    )
     upload.add_argument("--wait", action="store_true", help="follow the import to its end")
     upload.add_argument("--chunk-mib", type=int, default=8, help=argparse.SUPPRESS)
     upload.set_defaults(run=client.upload)
@@ -108,10 +111,24 @@ def _client_commands(commands) -> None:
 
 
 def _setup_django() -> None:
+    # The data directory holds password hashes, API tokens and everyone's files: whatever
+    # the service creates there is its user's alone.
+    os.umask(0o077)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collect.settings")
     import django
 
     django.setup()
+    _make_private(Path(django.conf.settings.DATA_DIR))
+
+
+def _make_private(data_dir: Path) -> None:
+    """0700 for the data directory, 0600 for its files, also those of an older version."""
+    if os.name != "posix":
+        return
+    data_dir.chmod(0o700)
+    for path in data_dir.iterdir():
+        if path.is_file() and not path.is_symlink():
+            path.chmod(0o600)
 
 
 def _serve(args) -> None:

@@ -64,3 +64,9 @@ class InternalError(CollectError):
     """A bug: logged with its traceback; the client learns only that it happened."""
 
     status_code = 500
+
+
+class TooManyJobs(CollectError):
+    """The user has as many active jobs as allowed (COLLECT_MAX_ACTIVE_JOBS)."""
+
+    status_code = 429

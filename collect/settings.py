@@ -6,6 +6,7 @@ mode and files under COLLECT_DATA_DIR, jobs run by the in-process worker pool.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "collect.datasets",
     "collect.jobs",
     "collect.imports",
@@ -67,7 +69,22 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
+
+# Sign-in throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one account
+# from one client, that pair waits for the cool-off; the account stays open to everyone
+# else, and the wait ends by itself, so nobody can lock an account out for good.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("COLLECT_SIGNIN_ATTEMPTS", 5))
+AXES_COOLOFF_TIME = timedelta(seconds=float(os.environ.get("COLLECT_SIGNIN_COOLOFF", 900)))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "collect.web.views.signed_in_wrong_too_often"
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "collect.urls"
 CSRF_FAILURE_VIEW = "collect.api.errors.csrf_failure"
@@ -167,6 +184,10 @@ COLLECT_LEASE_SECONDS = float(os.environ.get("COLLECT_LEASE_SECONDS", 30))
 # A job whose runs crash this many times in a row, at the same point, fails; faults of the
 # machinery (a lost connection, a full disk) are retried as long as they last, each wait
 # after one at most COLLECT_RETRY_MAX_SECONDS.
+# Rejected rows kept with their content for a job; the rest are only counted.
+COLLECT_MAX_STORED_REJECTS = int(os.environ.get("COLLECT_MAX_STORED_REJECTS", 10_000))
+# Jobs a user may have queued, running or paused at once; a new one past that is a 429.
+COLLECT_MAX_ACTIVE_JOBS = int(os.environ.get("COLLECT_MAX_ACTIVE_JOBS", 20))
 COLLECT_MAX_CRASHES = int(os.environ.get("COLLECT_MAX_CRASHES", 5))
 COLLECT_RETRY_MAX_SECONDS = float(os.environ.get("COLLECT_RETRY_MAX_SECONDS", 60))
 COLLECT_SWEEP_SECONDS = float(os.environ.get("COLLECT_SWEEP_SECONDS", 1))

@@ -129,6 +129,14 @@ class UploadSerializer(serializers.Serializer):
     dataset = serializers.CharField(required=False, default="responses", max_length=100)
     timestamp_column = serializers.CharField(required=False, allow_blank=True, default="")
     on_error = serializers.ChoiceField(choices=["abort", "skip"], default="abort")
+    max_rejects = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=2**62,
+        default=None,
+        help_text="With on_error=skip: fail the import once more rows than this are rejected.",
+    )
 
     def validate(self, attrs: dict) -> dict:
         upload = attrs.get("file") or attrs.get("uploaded_file")

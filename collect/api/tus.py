@@ -7,7 +7,6 @@ Extensions: creation, creation-with-upload, creation-defer-length, termination, 
 """
 
 import base64
-import binascii
 import io
 import re
 from urllib.parse import urlsplit
@@ -31,8 +30,9 @@ TUS_EXTENSIONS = (
     "concatenation"
 )
 CHUNK_TYPE = "application/offset+octet-stream"
-METADATA_KEYS = ("filename", "dataset", "timestamp_column", "on_error")
+METADATA_KEYS = ("filename", "dataset", "timestamp_column", "on_error", "max_rejects")
 _UPLOAD_PATH = re.compile(r"/api/uploads/([^/]+)/?$")
+_DIGITS = re.compile(r"[0-9]{1,19}")  # what a 64-bit offset can hold
 
 
 class PreconditionFailed(CollectError):
@@ -115,6 +115,9 @@ class UploadCreateApi(TusApi):
             return _created(request, upload)
         if concat not in ("", "partial"):
             raise InvalidInput("Upload-Concat must be `partial` or `final;URL URL…`")
+        if _body_length(request):  # refused before anything is created
+            _check_chunk_type(request)
+        checksum = _checksum(request)
         upload = services.upload_create(
             owner=request.user,
             length=_declared_length(request),
@@ -123,14 +126,13 @@ class UploadCreateApi(TusApi):
             partial=concat == "partial",
         )
         if _body_length(request):
-            _check_chunk_type(request)
             upload = services.upload_append(
                 owner=request.user,
                 upload_id=str(upload.id),
                 offset=0,
                 body=request.stream,
                 body_length=_body_length(request),
-                checksum=_checksum(request),
+                checksum=checksum,
             )
         return _created(request, upload)
 
@@ -242,14 +244,16 @@ def _options(header: str) -> services.UploadOptions:
     seen: set[str] = set()
     for pair in filter(None, (part.strip() for part in header.split(","))):
         key, _, encoded = pair.partition(" ")
-        try:
+        try:  # ValueError too: b64decode refuses a str that is not ASCII with one
             value = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError):
             raise InvalidInput(
                 f"Upload-Metadata: the value of {key!r} is not base64 of UTF-8"
             ) from None
         if not key or key in seen:
             raise InvalidInput("Upload-Metadata: each key must be given once, and not be empty")
+        if "\x00" in value:
+            raise InvalidInput(f"Upload-Metadata: the value of {key!r} holds a NUL character")
         seen.add(key)
         if key in METADATA_KEYS:
             values[key] = value
@@ -258,7 +262,16 @@ def _options(header: str) -> services.UploadOptions:
         dataset=values.get("dataset") or "responses",
         timestamp_column=values.get("timestamp_column", ""),
         on_error=values.get("on_error") or "abort",
+        max_rejects=_metadata_count(values.get("max_rejects"), "max_rejects"),
     )
+
+
+def _metadata_count(text: str | None, key: str) -> int | None:
+    if not text:
+        return None
+    if not _DIGITS.fullmatch(text):
+        raise InvalidInput(f"Upload-Metadata: {key} must be a non-negative integer")
+    return int(text)
 
 
 def _declared_length(request) -> int | None:
@@ -284,13 +297,16 @@ def _header_int(request, name: str, *, required: bool = False) -> int | None:
         if required:
             raise InvalidInput(f"{name} is required")
         return None
-    if not text.isdigit():
+    if not _DIGITS.fullmatch(text):  # str.isdigit() takes "²", which int() does not
         raise InvalidInput(f"{name} must be a non-negative integer")
     return int(text)
 
 
 def _body_length(request) -> int:
-    return int(request.META.get("CONTENT_LENGTH") or 0)
+    text = request.META.get("CONTENT_LENGTH") or "0"
+    if not _DIGITS.fullmatch(text):
+        raise InvalidInput("Content-Length must be a non-negative integer")
+    return int(text)
 
 
 def _check_chunk_type(request) -> None:
@@ -311,6 +327,6 @@ def _checksum(request) -> services.Checksum | None:
         )
     try:
         digest = base64.b64decode(encoded.strip(), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a str that is not ASCII
         raise InvalidInput("Upload-Checksum: the checksum is not base64") from None
     return services.Checksum(algorithm, digest)

@@ -1,10 +1,10 @@
 """The HTTP API: each view checks input, calls one service or selector, serializes the job."""
 
-import csv
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http import FileResponse, StreamingHttpResponse
+from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -13,6 +13,7 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import status as http
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.generics import ListAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -25,10 +26,11 @@ from collect.api.serializers import (
     JobSerializer,
     UploadSerializer,
 )
-from collect.errors import Conflict, Gone, InvalidInput
+from collect.errors import Conflict, Forbidden, Gone, InvalidInput
 from collect.exports.job import export_pieces
 from collect.exports.services import export_start
 from collect.exports.storage import export_open
+from collect.imports.rejects import rejects_csv
 from collect.imports.services import import_start
 from collect.jobs import selectors, services
 from collect.uploads.handlers import too_large
@@ -75,6 +77,7 @@ class UploadFileApi(APIView):
             dataset_name=form.validated_data["dataset"],
             timestamp_column=form.validated_data["timestamp_column"] or None,
             on_error=form.validated_data["on_error"],
+            max_rejects=form.validated_data["max_rejects"],
         )
         return _accepted(request, job)
 
@@ -181,7 +184,10 @@ class TaskErrorsApi(APIView):
     @extend_schema(
         operation_id="task_errors",
         summary="Rejected rows of an import, as CSV",
-        description="One line per rejected record: its line in the file, why, and its start.",
+        description=(
+            "One line per rejected record: its line in the file, why, and its start. At most "
+            "COLLECT_MAX_STORED_REJECTS are kept; a last line says how many more were counted."
+        ),
         responses={
             (200, "text/csv"): CSV_FILE,
             404: NOT_FOUND,
@@ -189,11 +195,12 @@ class TaskErrorsApi(APIView):
     )
     def get(self, request, task_id: str):
         job = selectors.job_visible_to(request.user, task_id)
-        rows = job.rejected_rows.values_list("line", "reason", "content").iterator()
-        response = StreamingHttpResponse(_csv_lines(["line", "reason", "content"], rows))
-        response["Content-Type"] = "text/csv; charset=utf-8"
-        response["Content-Disposition"] = f'attachment; filename="{job.pk}-errors.csv"'
-        return response
+        return FileResponse(
+            rejects_csv(job),
+            as_attachment=True,
+            filename=f"{job.pk}-errors.csv",
+            content_type="text/csv; charset=utf-8",
+        )
 
 
 EXPORT_DESCRIPTION = (
@@ -218,6 +225,8 @@ class ExportBriefApi(APIView):
         responses={202: JobSerializer, 400: ErrorSerializer, 404: NOT_FOUND},
     )
     def get(self, request):
+        if isinstance(request.successful_authenticator, SessionAuthentication):
+            _require_same_origin(request)
         params = request.query_params
         job = export_start(
             owner=request.user,
@@ -277,21 +286,26 @@ class TaskDownloadApi(APIView):
         return FileResponse(stream, as_attachment=True, filename=name, content_type="text/csv")
 
 
+def _require_same_origin(request) -> None:
+    """A GET that starts a job, authenticated by the session cookie alone, must come from
+    this site's own pages: a link or an image on another site would otherwise start jobs
+    in the user's name (a GET carries no CSRF token). Token clients are not concerned."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        same = site in ("same-origin", "none")
+    else:
+        origin = request.headers.get("Origin") or request.headers.get("Referer") or ""
+        same = bool(origin) and urlsplit(origin).netloc == request.get_host()
+    if not same:
+        raise Forbidden(
+            "with a session cookie, start exports from this site's page or POST /api/exports/;"
+            " scripts authenticate with a token"
+        )
+
+
 def _accepted(request, job) -> Response:
     """202 with the job that will do the work."""
     return Response(JobSerializer(job, context={"request": request}).data, http.HTTP_202_ACCEPTED)
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_lines(header, rows):
-    writer = csv.writer(_Echo())
-    yield writer.writerow(header)
-    for row in rows:
-        yield writer.writerow(row)
 
 
 def brief_alias(view: type[ControlApi], operation_id: str) -> type[ControlApi]:

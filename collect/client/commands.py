@@ -21,7 +21,9 @@ from collect.client.upload import upload_file
 
 FINAL_STATES = {"completed", "failed", "terminated"}
 POLL_S = 0.5
-console = Console(stderr=True)  # progress and messages; stdout keeps what scripts read
+# Progress and messages; stdout keeps what scripts read. Job fields come from the server
+# and are printed as text, never read as rich markup (a dataset named "[link=…]" stays that).
+console = Console(stderr=True, markup=False, highlight=False)
 
 
 def upload(args) -> int:
@@ -29,6 +31,8 @@ def upload(args) -> int:
     if not args.file.is_file():
         raise ClientError(f"no such file: {args.file}")
     metadata = {"on_error": args.on_error}
+    if args.max_rejects is not None:
+        metadata["max_rejects"] = str(args.max_rejects)
     if args.timestamp_column:
         metadata["timestamp_column"] = args.timestamp_column
     with _byte_progress() as progress:
@@ -79,7 +83,7 @@ def tasks(args) -> int:
             f"{progress['rows_rejected']:,}",
             job.get("filename") or "",
         )
-    Console().print(table)
+    Console(markup=False, highlight=False).print(table)
     if page.get("next"):
         console.print(f"showing the newest {len(page['results'])} of {page['count']}")
     return 0
@@ -108,10 +112,10 @@ def export(args) -> int:
 def _wait(api: Api, task_id: str) -> dict:
     """Follow a job with a progress bar until it ends."""
     with Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.fields[rows]} rows  {task.fields[rate]}"),
+        TextColumn("{task.fields[rows]} rows  {task.fields[rate]}", markup=False),
         TimeRemainingColumn(),
         console=console,
     ) as progress:
@@ -156,7 +160,7 @@ def _download(api: Api, task_id: str, output: Path) -> None:
 
 def _byte_progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         TaskProgressColumn(),
         DownloadColumn(),

@@ -114,7 +114,11 @@ def segment_export(
             if timestamp is not None:
                 index, start, end = timestamp
                 column = f"{value_columns(index + 1)[-1]}::timestamptz"  # sessions are UTC
-                where += f" AND {column} >= '{_iso(start)}' AND {column} < '{_iso(end)}'"
+                # A bound past what a date-time can hold bounds nothing (to 9999-12-31, say).
+                if start > _FIRST_MOMENT:
+                    where += f" AND {column} >= '{_iso(start)}'"
+                if end <= _LAST_MOMENT:
+                    where += f" AND {column} < '{_iso(end)}'"
             selected = ", ".join(names if raw else map(_neutralised_sql, names))
             # No ORDER BY: the rows of a range come in the table's physical order, which is
             # the order COPY loaded them in; a batch is exact whatever the order inside it.
@@ -143,6 +147,10 @@ def segment_export(
         rows = [[neutralised(value) for value in row] for row in rows]
     write(csv_bytes(rows))
     return len(rows)
+
+
+_FIRST_MOMENT = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+_LAST_MOMENT = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 
 
 def _iso(microseconds: int) -> str:

@@ -4,11 +4,23 @@ from collect.datasets.models import Dataset
 from collect.errors import InvalidInput
 
 DEFAULT_DATASET = "responses"
+NAME_MAX_CHARS = 100  # Dataset.name's max_length
+
+
+def dataset_check_name(name: str) -> None:
+    """Refuse a dataset name the database could not store or that names nothing."""
+    if not name or not name.strip():
+        raise InvalidInput("a dataset name must not be empty")
+    if len(name) > NAME_MAX_CHARS:
+        raise InvalidInput(f"a dataset name has at most {NAME_MAX_CHARS} characters")
+    if any(ord(character) < 32 for character in name):
+        raise InvalidInput("a dataset name must not hold control characters (NUL, newline, …)")
 
 
 def dataset_for_import(*, owner, name: str, columns: list[str]) -> Dataset:
     """The owner's dataset `name`, created with these columns if new; a file whose header
     differs from an existing dataset's columns is refused."""
+    dataset_check_name(name)
     try:
         with transaction.atomic():
             dataset, _ = Dataset.objects.get_or_create(
@@ -22,6 +34,7 @@ def dataset_for_import(*, owner, name: str, columns: list[str]) -> Dataset:
 
 def dataset_check_columns(*, owner, name: str, columns: list[str]) -> None:
     """Refuse, as an import would, a header that differs from an existing dataset's."""
+    dataset_check_name(name)
     dataset = Dataset.objects.filter(owner=owner, name=name).first()
     if dataset is not None:
         _check_columns(dataset, columns)

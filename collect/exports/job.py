@@ -85,7 +85,10 @@ class ExportRun:
         stream.truncate(size)  # whatever was written after the last checkpoint goes
         stream.seek(size)
         if len(self.pieces) == 1 and size == 0:
-            stream.write(segments.csv_bytes([self.params["header"]]))
+            header = self.params["header"]
+            if not self.params["raw"]:  # column names come from the file, like any cell
+                header = [segments.neutralised(name) for name in header]
+            stream.write(segments.csv_bytes([header]))
         return stream
 
     def _give_up_last_piece(self) -> None:

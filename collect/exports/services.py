@@ -9,10 +9,12 @@ from django.utils import timezone
 
 from collect.datasets import segments
 from collect.datasets.models import Dataset
+from collect.datasets.services import dataset_check_name
 from collect.errors import InvalidInput, NotFound
 from collect.imports.csvsource import parse_timestamp
 from collect.jobs.dispatch import job_enqueue
 from collect.jobs.models import Job
+from collect.jobs.services import job_check_room
 from collect.jobs.states import Kind, Status
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -55,6 +57,7 @@ def export_start(
     """Create and queue the export of the owner's dataset rows from `first` to `last`
     (inclusive days or date-times), from the imports completed by now."""
     start, end = export_range(first, last)
+    dataset_check_name(dataset_name)
     try:
         dataset = Dataset.objects.get(owner=owner, name=dataset_name)
     except Dataset.DoesNotExist:
@@ -80,6 +83,7 @@ def export_start(
         "lines_total": sum(segment["last_line"] for segment in plan),
     }
     with transaction.atomic():
+        job_check_room(owner)
         job.save()
         job_enqueue(job.id)
     return job

@@ -24,10 +24,12 @@ PREVIEW_CHARS = 200
 csv.field_size_limit(MAX_FIELD_CHARS)
 
 # The timestamps Collect accepts: ISO 8601's extended format, read the same way by Python
-# here and by PostgreSQL when it filters an export. No zone means UTC.
+# here and by PostgreSQL when it filters an export. No zone means UTC; an offset is at most
+# 15:59, as far as PostgreSQL goes (Python would take up to 23:59).
 ISO_TIMESTAMP = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
+    r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
+    r"(?:Z|[+-](?:0[0-9]|1[0-5])(?::?[0-9]{2})?)?)?"
 )
 _QUOTED_FIELD = re.compile(r'"[^"]*(?:""[^"]*)*"')
 _END_OF_COPY = re.compile(r"^\\\.\r?$", re.MULTILINE)  # PostgreSQL stops reading at a "\." line
@@ -264,7 +266,8 @@ class CsvSource:
 
     def _timestamp_reason(self, row: list[str]) -> str:
         name, value = self.columns[self.timestamp_index], row[self.timestamp_index]
-        return f"column {name!r} is not an ISO 8601 date-time: {value!r}"
+        shown = value if len(value) <= PREVIEW_CHARS else f"{value[:PREVIEW_CHARS]}…"
+        return f"column {name!r} is not an ISO 8601 date-time: {shown!r}"
 
     def _width_reason(self, row: list[str]) -> str:
         return f"expected {self.width} fields, found {len(row)}"

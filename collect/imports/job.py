@@ -46,6 +46,7 @@ class ImportRun:
         self.width = len(params["columns"])
         self.table = segments.segment_table(job.id)
         self.abort_on_reject = params["on_error"] == ON_ERROR_ABORT
+        self.max_rejects = params.get("max_rejects")
         self.rows_done = job.rows_done
         self.rows_rejected = job.rows_rejected
         self.bytes_per_row = 256  # a first guess; each block then measures it
@@ -130,8 +131,15 @@ class ImportRun:
             if self.abort_on_reject:
                 first = block.rejects[0]
                 raise JobFailed(f"line {first.line}: {first.reason}", rejects=[first])
-            rejects += block.rejects
+            # Rejected rows are a budget: the first ones are kept to show, the rest counted.
+            room = settings.COLLECT_MAX_STORED_REJECTS - self.rows_rejected
+            rejects += block.rejects[: max(0, room)]
             self.rows_rejected += len(block.rejects)
+            if self.max_rejects is not None and self.rows_rejected > self.max_rejects:
+                raise JobFailed(
+                    f"more than {self.max_rejects} rejected rows",
+                    rejects=rejects[: max(0, room)],
+                )
         if block.count:
             write(block.rows, block.raw, block.count)
             self.rows_done += block.count

@@ -17,6 +17,7 @@ from collect.imports.csvsource import HeaderError, last_line_end, read_header
 from collect.imports.job import ON_ERROR_ABORT, ON_ERROR_SKIP
 from collect.jobs.dispatch import job_enqueue
 from collect.jobs.models import Job
+from collect.jobs.services import job_check_room
 from collect.jobs.states import Kind
 from collect.uploads.storage import upload_store
 
@@ -31,6 +32,7 @@ def import_start(
     dataset_name: str,
     timestamp_column: str | None = None,
     on_error: str = ON_ERROR_ABORT,
+    max_rejects: int | None = None,
     upload_id: str | None = None,
 ) -> Job:
     """Check the file's header, create its import job and queue it; the file moves into
@@ -49,6 +51,7 @@ def import_start(
     timestamp_index = _timestamp_index(header.columns, timestamp_column)
     job_id = uuid.uuid4()
     with transaction.atomic():
+        job_check_room(owner)
         dataset = dataset_for_import(owner=owner, name=dataset_name, columns=header.columns)
         job = Job(id=job_id, kind=Kind.IMPORT, owner=owner, dataset=dataset)
         job.queued_at = timezone.now()
@@ -61,6 +64,7 @@ def import_start(
             "upload_id": upload_id,  # the resumable upload it came from, if any
             "columns": header.columns,
             "on_error": on_error,
+            "max_rejects": max_rejects,
             "timestamp_index": timestamp_index,
             # Rows of a file without a timestamp column are stamped with the upload time.
             "default_timestamp": _microseconds(timezone.now()),

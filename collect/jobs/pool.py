@@ -6,7 +6,7 @@ import threading
 from django.db import close_old_connections, connection
 
 from collect.jobs.dispatch import InProcessDispatcher
-from collect.jobs.runner import run_job, worker_name
+from collect.jobs.runner import run_next_job, worker_name
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,10 @@ class WorkerPool:
             job_id = self.jobs.get()
             if job_id is None:
                 break
-            try:
-                run_job(job_id, worker=worker_name(), stop=self.stopping)
+            try:  # the id only wakes this thread: it runs whichever job is fairest now
+                run_next_job(worker=worker_name(), stop=self.stopping)
             except Exception:
-                log.exception("job %s: the runner crashed", job_id)
+                log.exception("the runner crashed (woken for job %s)", job_id)
             finally:
                 close_old_connections()
         connection.close()

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -46,15 +47,25 @@ def run_job(
     stop: threading.Event | None = None,
     after_batch: Callable[[Job], None] | None = None,
 ) -> Job | None:
-    """Run the job until it completes, fails, pauses, is terminated or `stop` is set.
+    """Run this job until it completes, fails, pauses, is terminated or `stop` is set.
 
     Returns the job as its last batch left it, or None if it was not ours to run (or the
     run was abandoned after an error: the job is then queued again, or taken over).
     """
+    claim = partial(services.job_claim, job_id=job_id)
+    return _claim_and_run(claim, worker, stop, after_batch)
+
+
+def run_next_job(*, worker: str, stop: threading.Event | None = None) -> Job | None:
+    """Run whichever queued job is fairest to run now (what a wake-up does), as `run_job`."""
+    return _claim_and_run(services.job_claim_next, worker, stop, None)
+
+
+def _claim_and_run(claim, worker: str, stop, after_batch) -> Job | None:
     try:
-        job = services.job_claim(job_id=job_id, worker=worker, session=current_session())
+        job = claim(worker=worker, session=current_session())
     except Exception as error:  # the job stays queued; a sweep wakes a worker again
-        log.warning("job %s: could not claim it: %s", job_id, _describe(error))
+        log.warning("could not claim a job: %s", _describe(error))
         connection.close()
         return None
     if job is None:
@@ -62,13 +73,13 @@ def run_job(
     try:
         return _run(job, worker, stop, after_batch)
     except JobFailed as failure:
-        log.info("job %s failed: %s", job_id, failure.reason)
+        log.info("job %s failed: %s", job.pk, failure.reason)
         try:
-            return services.job_fail(job_id=job_id, worker=worker, failure=failure)
+            return services.job_fail(job_id=job.pk, worker=worker, failure=failure)
         except Exception as error:  # the same failure is found again when it runs again
-            return _retry_later(job_id, worker, error, stop)
+            return _retry_later(job.pk, worker, error, stop)
     except Exception as error:
-        return _retry_later(job_id, worker, error, stop)
+        return _retry_later(job.pk, worker, error, stop)
 
 
 def _run(job: Job, worker: str, stop, after_batch) -> Job | None:

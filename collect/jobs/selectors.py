@@ -2,13 +2,16 @@
 
 import uuid
 
-from django.db.models import QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from collect.errors import InvalidInput, NotFound
 from collect.jobs.models import Job
-from collect.jobs.states import Kind, Status
+from collect.jobs.states import OWNED, Kind, Status
 
 PENDING_REQUESTS = (Status.PAUSING, Status.TERMINATING)
+ACTIVE = (Status.QUEUED, Status.RUNNING, Status.PAUSING, Status.PAUSED)
 
 
 def jobs_visible_to(user, *, status: str | None = None, kind: str | None = None) -> QuerySet[Job]:
@@ -37,3 +40,27 @@ def job_visible_to(user, task_id: str) -> Job:
 def job_has_pending_request(job_id) -> bool:
     """Whether a pause or terminate waits for the job's worker to honour it."""
     return Job.objects.filter(pk=job_id, status__in=PENDING_REQUESTS).exists()
+
+
+def jobs_fairest_first(*, limit: int) -> list:
+    """Ids of queued jobs that may run now, in the order workers should take them: first
+    the jobs of users with the fewest jobs running, then the longest waiting. So one user's
+    flood of jobs delays another user's by at most the jobs already running."""
+    running = (
+        Job.objects.filter(owner=OuterRef("owner"), status__in=OWNED)
+        .values("owner")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    due = Q(run_after__isnull=True) | Q(run_after__lte=timezone.now())
+    return list(
+        Job.objects.filter(due, status=Status.QUEUED)
+        .annotate(busy=Coalesce(Subquery(running), 0))
+        .order_by("busy", "created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def jobs_active_count(owner) -> int:
+    """The owner's jobs that hold a place: queued, running or paused."""
+    return Job.objects.filter(owner=owner, status__in=ACTIVE).count()

@@ -7,13 +7,14 @@ workers and the sweeper do with a job they own or have found abandoned.
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from collect.errors import Conflict
-from collect.jobs import dispatch
+from collect.errors import Conflict, TooManyJobs
+from collect.jobs import dispatch, selectors
 from collect.jobs.kinds import JobFailed, Progress, kind_for
 from collect.jobs.models import Job
 from collect.jobs.states import (
@@ -28,6 +29,7 @@ from collect.jobs.states import (
 )
 
 PAUSE_TIMEOUT_REASON = "pause timeout"
+CLAIM_CANDIDATES = 8  # a worker tries these in turn; others may take some of them first
 LEASE_LOST_ERROR = "its worker stopped renewing the lease (it died, froze or lost the database)"
 
 
@@ -168,6 +170,31 @@ def job_renew_lease(*, job_id, worker: str) -> bool:
         lease_expires_at=timezone.now() + timedelta(seconds=settings.COLLECT_LEASE_SECONDS)
     )
     return bool(renewed)
+
+
+def job_claim_next(*, worker: str, session: str = "") -> Job | None:
+    """Claim the queued job that is fairest to run now (`selectors.jobs_fairest_first`);
+    None if there is none. A wake-up names a job, but any worker runs whichever is next:
+    every queued job has a wake-up of its own on the way, so none is left behind."""
+    for job_id in selectors.jobs_fairest_first(limit=CLAIM_CANDIDATES):
+        job = job_claim(job_id=job_id, worker=worker, session=session)
+        if job is not None:
+            return job
+    return None
+
+
+def job_check_room(owner) -> None:
+    """Refuse a new job past the owner's COLLECT_MAX_ACTIVE_JOBS (queued, running or paused).
+    Called in the transaction that creates the job, under a lock on the owner, so that
+    concurrent requests cannot both take the last place."""
+    limit = settings.COLLECT_MAX_ACTIVE_JOBS
+    get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
+    if selectors.jobs_active_count(owner) >= limit:
+        raise TooManyJobs(
+            f"you have {limit} jobs queued, running or paused, the most allowed: wait for "
+            "one to end, or terminate one",
+            limit=limit,
+        )
 
 
 def job_commit_batch(

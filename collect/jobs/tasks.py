@@ -11,7 +11,7 @@ from celery import shared_task
 from celery.signals import worker_shutting_down
 from django.db import close_old_connections
 
-from collect.jobs.runner import run_job, worker_name
+from collect.jobs.runner import run_next_job, worker_name
 
 shutting_down = threading.Event()
 
@@ -23,7 +23,8 @@ def _hand_back_running_jobs(**_) -> None:
 
 @shared_task(name="collect.run_job", ignore_result=True)
 def run_job_task(job_id: str) -> None:
+    """Woken for `job_id`; runs whichever queued job is fairest now (see job_claim_next)."""
     try:
-        run_job(job_id, worker=worker_name(), stop=shutting_down)
+        run_next_job(worker=worker_name(), stop=shutting_down)
     finally:
         close_old_connections()

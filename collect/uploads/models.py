@@ -33,6 +33,7 @@ class Upload(models.Model):
     dataset = models.CharField(max_length=100, default="responses")
     timestamp_column = models.CharField(max_length=200, blank=True, default="")
     on_error = models.CharField(max_length=10, default="abort")
+    max_rejects = models.PositiveBigIntegerField(null=True, blank=True)
     concat = models.CharField(max_length=10, choices=Concat.choices, blank=True, default="")
     parts = models.JSONField(default=list, blank=True)  # ids of a final upload's partials
     created_at = models.DateTimeField(auto_now_add=True)

@@ -36,6 +36,7 @@ from collect.imports.compressed import InputError, peek
 from collect.imports.csvsource import MAX_HEADER_BYTES
 from collect.imports.job import ON_ERROR_ABORT, ON_ERROR_SKIP
 from collect.imports.services import import_check_start, import_start
+from collect.jobs.services import job_check_room
 from collect.uploads.models import Upload
 from collect.uploads.selectors import upload_visible_to
 from collect.uploads.storage import raise_write_error, upload_delete, upload_path
@@ -59,6 +60,7 @@ class UploadOptions:
     dataset: str = "responses"
     timestamp_column: str = ""
     on_error: str = ON_ERROR_ABORT
+    max_rejects: int | None = None
 
     def __post_init__(self) -> None:
         if not self.dataset.strip() or len(self.dataset) > 100:
@@ -81,9 +83,13 @@ def upload_create(
     metadata: str = "",
     partial: bool = False,
 ) -> Upload:
-    """A new, empty upload; `length` None means the client declares it later."""
+    """A new, empty upload; `length` None means the client declares it later. Refused, as
+    its import would be, when the owner has no room for another job."""
     if length is not None:
         _check_length(length)
+    if not partial:
+        with transaction.atomic():
+            job_check_room(owner)
     upload = _new_upload(
         owner,
         options,
@@ -133,17 +139,13 @@ def upload_append(
 def upload_concatenate(
     *, owner, part_ids: list[str], options: UploadOptions, metadata: str = ""
 ) -> Upload:
-    """A final upload made of complete partial uploads, in order; its import starts."""
+    """A final upload made of complete partial uploads, in order; its import starts. The
+    parts are claimed first, under their row locks: a second final of the same parts is a
+    conflict, not a second import."""
     if not part_ids:
         raise InvalidInput("Upload-Concat: final names no partial uploads")
-    parts = [upload_visible_to(owner, part_id) for part_id in part_ids]
-    for part in parts:
-        if part.concat != Upload.Concat.PARTIAL:
-            raise InvalidInput(f"upload {part.id} is not a partial upload")
-        if part.state != Upload.State.COMPLETE:
-            raise InvalidInput(f"partial upload {part.id} is not complete")
+    parts = _claim_parts(owner, part_ids)
     length = sum(part.offset for part in parts)
-    _check_length(length)
     final = _new_upload(
         owner,
         options,
@@ -155,18 +157,45 @@ def upload_concatenate(
     try:
         _join(final, parts)
     except OSError as error:
-        final.state = Upload.State.FAILED
-        final.save(update_fields=["state"])
-        upload_delete(final.file_name)
+        _give_back(final, parts)
         raise_write_error(error)
     final.offset = length
     final.save(update_fields=["offset"])
-    final = _complete(final)
+    try:
+        final = _complete(final)
+    except CollectError:
+        _give_back(final, parts)
+        raise
     # Their bytes are in the final upload now; keeping them would double the disk used.
-    Upload.objects.filter(pk__in=[part.pk for part in parts]).update(state=Upload.State.JOINED)
     for part in parts:
         upload_delete(part.file_name)
     return final
+
+
+def _claim_parts(owner, part_ids: list[str]) -> list[Upload]:
+    keys = [upload_visible_to(owner, part_id).pk for part_id in part_ids]
+    if len(set(keys)) != len(keys):
+        raise InvalidInput("Upload-Concat: final names a partial upload more than once")
+    with transaction.atomic():
+        locked = {part.pk: part for part in Upload.objects.select_for_update().filter(pk__in=keys)}
+        parts = [locked[key] for key in keys]
+        for part in parts:
+            if part.concat != Upload.Concat.PARTIAL:
+                raise InvalidInput(f"upload {part.id} is not a partial upload")
+            if part.state == Upload.State.JOINED:
+                raise Conflict(f"partial upload {part.id} is already part of a final upload")
+            if part.state != Upload.State.COMPLETE:
+                raise InvalidInput(f"partial upload {part.id} is not complete")
+        _check_length(sum(part.offset for part in parts))
+        Upload.objects.filter(pk__in=[part.pk for part in parts]).update(state=Upload.State.JOINED)
+    return parts
+
+
+def _give_back(final: Upload, parts: list[Upload]) -> None:
+    """The final upload could not be made: its parts may be joined again."""
+    Upload.objects.filter(pk=final.pk).update(state=Upload.State.FAILED)
+    upload_delete(final.file_name)
+    Upload.objects.filter(pk__in=[part.pk for part in parts]).update(state=Upload.State.COMPLETE)
 
 
 def _join(final: Upload, parts: list[Upload]) -> None:
@@ -211,6 +240,7 @@ def _new_upload(owner, options: UploadOptions, metadata: str, **fields) -> Uploa
         dataset=options.dataset,
         timestamp_column=options.timestamp_column,
         on_error=options.on_error,
+        max_rejects=options.max_rejects,
         expires_at=upload_expiry(),
         **fields,
     )
@@ -364,6 +394,7 @@ def _complete(upload: Upload) -> Upload:
                 dataset_name=upload.dataset,
                 timestamp_column=upload.timestamp_column or None,
                 on_error=upload.on_error,
+                max_rejects=upload.max_rejects,
                 upload_id=str(upload.id),
             )
             upload.state, upload.job = Upload.State.COMPLETE, job
