@@ -23,11 +23,13 @@ from django.db import transaction
 from django.http import UnreadablePostError
 from django.utils import timezone
 
+from collect.datasets.services import dataset_check_name
 from collect.errors import (
     ChecksumMismatch,
     CollectError,
     Conflict,
     Forbidden,
+    Gone,
     InvalidInput,
     Locked,
     TooLarge,
@@ -63,8 +65,7 @@ class UploadOptions:
     max_rejects: int | None = None
 
     def __post_init__(self) -> None:
-        if not self.dataset.strip() or len(self.dataset) > 100:
-            raise InvalidInput("dataset must be a name of 1 to 100 characters")
+        dataset_check_name(self.dataset)
         if self.on_error not in (ON_ERROR_ABORT, ON_ERROR_SKIP):
             raise InvalidInput(f"on_error must be {ON_ERROR_ABORT!r} or {ON_ERROR_SKIP!r}")
         if len(self.filename) > 255 or len(self.timestamp_column) > 200:
@@ -173,7 +174,8 @@ def upload_concatenate(
 
 
 def _claim_parts(owner, part_ids: list[str]) -> list[Upload]:
-    keys = [upload_visible_to(owner, part_id).pk for part_id in part_ids]
+    # A joined part is a conflict here (another final has it), not gone as for its HEAD.
+    keys = [_part_key(owner, part_id) for part_id in part_ids]
     if len(set(keys)) != len(keys):
         raise InvalidInput("Upload-Concat: final names a partial upload more than once")
     with transaction.atomic():
@@ -182,13 +184,23 @@ def _claim_parts(owner, part_ids: list[str]) -> list[Upload]:
         for part in parts:
             if part.concat != Upload.Concat.PARTIAL:
                 raise InvalidInput(f"upload {part.id} is not a partial upload")
-            if part.state == Upload.State.JOINED:
-                raise Conflict(f"partial upload {part.id} is already part of a final upload")
+            if part.state == Upload.State.JOINED:  # by a concurrent final a moment ago
+                raise Conflict(f"upload {part.id} is already part of a final upload")
             if part.state != Upload.State.COMPLETE:
                 raise InvalidInput(f"partial upload {part.id} is not complete")
         _check_length(sum(part.offset for part in parts))
         Upload.objects.filter(pk__in=[part.pk for part in parts]).update(state=Upload.State.JOINED)
     return parts
+
+
+def _part_key(owner, part_id: str):
+    try:
+        return upload_visible_to(owner, part_id).pk
+    except Gone:
+        joined = Upload.objects.filter(pk=part_id, owner=owner, state=Upload.State.JOINED)
+        if joined.exists():
+            raise Conflict(f"upload {part_id} is already part of a final upload") from None
+        raise
 
 
 def _give_back(final: Upload, parts: list[Upload]) -> None:

@@ -415,6 +415,13 @@ class CollectServer:
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as database:
             return database.execute(sql, parameters).fetchall()
 
+    def database_bytes(self) -> int:
+        """What the stack's database takes on disk now."""
+        if DISTRIBUTED:
+            return self._query("SELECT pg_database_size(current_database())")[0][0]
+        files = self.data_dir.glob("collect.sqlite3*")  # with its -wal and -shm
+        return sum(path.stat().st_size for path in files)
+
     def segment_exists(self, task_id: str) -> bool:
         if DISTRIBUTED:
             sql = "SELECT count(*) FROM pg_tables WHERE tablename = ?"

@@ -253,3 +253,24 @@ def test_errors_are_one_line_with_a_non_zero_exit(server, cli_env, tmp_path):
     refused = collect(cli_env, "upload", str(bad))
     assert refused.returncode == 1
     assert refused.stderr.strip().endswith("collect: the header names column 'a' twice")
+
+
+def test_tasks_prints_job_fields_as_text_never_as_markup(carol, cli_env, tmp_path):
+    """A dataset named like rich markup is shown as written: it neither breaks the table
+    nor turns into a link."""
+    for dataset in ("[/bold]", "[link=https://evil.example]bank[/link]"):
+        job = carol.start_import(b"id\r\n1\r\n", dataset=dataset)
+        carol.wait_for_status(job["task_id"], "completed")
+    # In a terminal (script gives the command one), tasks draws its table with rich.
+    command = f"{COLLECT} tasks"
+    result = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[/bold]" in result.stdout
+    assert "[link=https://evil.example]bank[/link]" in result.stdout
+    assert "\x1b]8;" not in result.stdout  # no terminal hyperlink was made
