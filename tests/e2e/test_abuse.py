@@ -91,18 +91,19 @@ def test_slow_readers_of_long_answers_hold_up_no_one(server, alice, bob):
 def test_one_users_flood_of_jobs_is_capped_and_does_not_starve_another(start_server, big_csv):
     stack = start_server(COLLECT_MAX_ACTIVE_JOBS=str(FLOOD_LIMIT))
     flooder, other = stack.client("flooder"), stack.client("other")
-    flood = []
-    for number in range(FLOOD_LIMIT):
-        flood.append(flooder.start_import(big_csv.path, dataset=f"flood-{number}")["task_id"])
-    refused = flooder.upload(big_csv.path, dataset="one-more")
+    imported = flooder.start_import(big_csv.path)["task_id"]
+    flooder.wait_for_status(imported, "completed", timeout=180)
+    everything = {"from_date": "2000-01-01", "to_date": "2100-01-01"}
+    query = "/api/export/?" + "&".join(f"{key}={value}" for key, value in everything.items())
+    flood = [flooder.get(query).json()["task_id"] for _ in range(FLOOD_LIMIT)]
+    refused = flooder.get(query)
     assert refused.status == 429 and refused.json()["limit"] == FLOOD_LIMIT
 
     small = other.start_import(b"id,submitted_at\r\n1,2025-01-01\r\n")["task_id"]
     done = other.wait_for_status(small, "completed", timeout=120)
-    waiting = [flooder.job(task) for task in flood]
-    never_started = [job for job in waiting if job["started_at"] is None]
-    assert never_started, "the other user's job waited for the whole flood"
     assert done["progress"]["rows_done"] == 1
+    never_started = [task for task in flood if flooder.job(task)["started_at"] is None]
+    assert never_started, "the other user's job waited for the whole flood"
     for task in flood:
         flooder.control(task, "terminate")
 
