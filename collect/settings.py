@@ -2,45 +2,77 @@
 
 Without DATABASE_URL and CELERY_BROKER_URL this is the embedded deployment: SQLite in WAL
 mode and files under COLLECT_DATA_DIR, jobs run by the in-process worker pool.
+
+Every variable is read once, through `env` (django-environ), with its type and its default
+beside the setting it makes; README.md's settings table lists them all.
+
+Importing this module only computes values: it creates no directory and writes no file.
+What the settings name on disk is made at start, in `django.setup()`, by collect.startup
+(the `collect` app's `ready()`, first in INSTALLED_APPS): the data directory and its parts,
+and the generated secret key. So the key here is an explicit DJANGO_SECRET_KEY, else the
+one kept in the data directory, else — a fresh data directory — a new one, which start-up
+then keeps there (mode 0600) for every later start, or exchanges for the one that another
+process sharing the directory kept first. Tests start Django the same way (pytest-django
+calls `django.setup()`), so a test run gets its data directory and key like a server.
 """
 
-import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import environ
 from corsheaders.defaults import default_headers as default_cors_headers
 
 
-def env_bool(name: str, default: bool = False) -> bool:
-    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+class Env(environ.Env):
+    """django-environ, with values taken as they are written.
+
+    - A value that begins with "$" is the value, not the name of another variable to read
+      (django-environ 0.14 has no switch for that): a secret key may begin with "$".
+    - Numbers are Python's: django-environ's float drops every character but digits, "," and
+      "." (so "1e3" would be 13.0); Python's float() reads "1e3" and refuses "5s".
+    - List items are stripped and empty ones dropped ("a, b," is ["a", "b"]).
+    """
+
+    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        value = self.ENVIRON.get(f"{self.prefix}{var}")
+        if isinstance(value, str) and value.startswith("$"):
+            return self.parse_value(value, cast)
+        return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+
+    @classmethod
+    def parse_value(cls, value, cast):
+        if cast is float:
+            return float(value)
+        if cast is list:
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return super().parse_value(value, cast)
 
 
-def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+env = Env()
+
+DATA_DIR = Path(env.str("COLLECT_DATA_DIR", default="var")).resolve()
 
 
-DATA_DIR = Path(os.environ.get("COLLECT_DATA_DIR", "var")).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+def _kept_secret_key(path: Path) -> str:
+    """The generated key kept in `path`, or a new one for start-up to keep there."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return secrets.token_urlsafe(50)
 
 
-def load_secret_key() -> str:
-    """An explicit DJANGO_SECRET_KEY, else one generated once and kept in the data dir."""
-    if key := os.environ.get("DJANGO_SECRET_KEY"):
-        return key
-    key_file = DATA_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
-
-
-SECRET_KEY = load_secret_key()
-DEBUG = env_bool("DJANGO_DEBUG")
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+# An explicit DJANGO_SECRET_KEY, else one generated once and kept in the data dir (above).
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+COLLECT_SECRET_KEY_FILE = None if SECRET_KEY else DATA_DIR / "secret_key"
+if COLLECT_SECRET_KEY_FILE is not None:
+    SECRET_KEY = _kept_secret_key(COLLECT_SECRET_KEY_FILE)
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
 INSTALLED_APPS = [
+    "collect.startup.StartupConfig",  # first: makes the data directory (collect.startup)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -79,8 +111,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = int(os.environ.get("COLLECT_SIGNIN_ATTEMPTS", 5))
-AXES_COOLOFF_TIME = timedelta(seconds=float(os.environ.get("COLLECT_SIGNIN_COOLOFF", 900)))
+AXES_FAILURE_LIMIT = env.int("COLLECT_SIGNIN_ATTEMPTS", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.float("COLLECT_SIGNIN_COOLOFF", default=900.0))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "collect.web.views.signed_in_wrong_too_often"
@@ -128,9 +160,16 @@ def postgres_session_options(options: dict, *, lock_timeout_s: float, lease_s: f
     }
 
 
+# A running job's owner must renew its lease this often or lose the job to another worker.
+COLLECT_LEASE_SECONDS = env.float("COLLECT_LEASE_SECONDS", default=30.0)
+# PostgreSQL: a statement waits this long for a lock, then fails and its job is retried.
+COLLECT_LOCK_TIMEOUT = env.float("COLLECT_LOCK_TIMEOUT", default=5.0)
+
 SQLITE_PATH = DATA_DIR / "collect.sqlite3"
 DATABASES = {
-    "default": dj_database_url.config(default=f"sqlite:///{SQLITE_PATH}", conn_max_age=0),
+    "default": dj_database_url.parse(
+        env.str("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}"), conn_max_age=0
+    ),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Django's backend, with writers served in turn: see collect/db/sqlite/base.py.
@@ -146,8 +185,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"] = postgres_session_options(
         DATABASES["default"].get("OPTIONS", {}),
-        lock_timeout_s=float(os.environ.get("COLLECT_LOCK_TIMEOUT", 5)),
-        lease_s=float(os.environ.get("COLLECT_LEASE_SECONDS", 30)),
+        lock_timeout_s=COLLECT_LOCK_TIMEOUT,
+        lease_s=COLLECT_LEASE_SECONDS,
     )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -165,36 +204,34 @@ STATIC_ROOT = DATA_DIR / "static"
 WHITENOISE_USE_FINDERS = True  # serve app and sidecar assets without a collectstatic step
 
 # Uploads go to disk beside their final place, so storing one is a rename, never a copy.
+# These directories are made at start (collect.startup), not here.
 UPLOAD_DIR = DATA_DIR / "uploads"
 FILE_UPLOAD_TEMP_DIR = DATA_DIR / "tmp"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 0
-for directory in (UPLOAD_DIR, FILE_UPLOAD_TEMP_DIR, STATIC_ROOT):
-    directory.mkdir(parents=True, exist_ok=True)
 
-COLLECT_MAX_UPLOAD_BYTES = int(os.environ.get("COLLECT_MAX_UPLOAD_BYTES", 10 * 1024**3))
+COLLECT_MAX_UPLOAD_BYTES = env.int("COLLECT_MAX_UPLOAD_BYTES", default=10 * 1024**3)
 # Unfinished resumable uploads are deleted this long after their last chunk.
-COLLECT_UPLOAD_TTL = float(os.environ.get("COLLECT_UPLOAD_TTL", 24 * 3600))
-COLLECT_PAUSE_TIMEOUT = float(os.environ.get("COLLECT_PAUSE_TIMEOUT", 300))
-COLLECT_WORKERS = int(os.environ.get("COLLECT_WORKERS", 2))
+COLLECT_UPLOAD_TTL = env.float("COLLECT_UPLOAD_TTL", default=24 * 3600.0)
+COLLECT_PAUSE_TIMEOUT = env.float("COLLECT_PAUSE_TIMEOUT", default=300.0)
+# Embedded: the in-process worker threads; distributed: a `collect worker`'s concurrency.
+COLLECT_WORKERS = env.int("COLLECT_WORKERS", default=2)
 # A batch ends after this many seconds or rows, whichever comes first (PRODUCT.md section 1).
-COLLECT_BATCH_SECONDS = float(os.environ.get("COLLECT_BATCH_SECONDS", 0.1))
-COLLECT_BATCH_ROWS = int(os.environ.get("COLLECT_BATCH_ROWS", 50_000))
-# A running job's owner must renew its lease this often or lose the job to another worker.
-COLLECT_LEASE_SECONDS = float(os.environ.get("COLLECT_LEASE_SECONDS", 30))
+COLLECT_BATCH_SECONDS = env.float("COLLECT_BATCH_SECONDS", default=0.1)
+COLLECT_BATCH_ROWS = env.int("COLLECT_BATCH_ROWS", default=50_000)
+# Rejected rows kept with their content for a job; the rest are only counted.
+COLLECT_MAX_STORED_REJECTS = env.int("COLLECT_MAX_STORED_REJECTS", default=10_000)
+# Jobs a user may have queued, running or paused at once; a new one past that is a 429.
+COLLECT_MAX_ACTIVE_JOBS = env.int("COLLECT_MAX_ACTIVE_JOBS", default=20)
 # A job whose runs crash this many times in a row, at the same point, fails; faults of the
 # machinery (a lost connection, a full disk) are retried as long as they last, each wait
 # after one at most COLLECT_RETRY_MAX_SECONDS.
-# Rejected rows kept with their content for a job; the rest are only counted.
-COLLECT_MAX_STORED_REJECTS = int(os.environ.get("COLLECT_MAX_STORED_REJECTS", 10_000))
-# Jobs a user may have queued, running or paused at once; a new one past that is a 429.
-COLLECT_MAX_ACTIVE_JOBS = int(os.environ.get("COLLECT_MAX_ACTIVE_JOBS", 20))
-COLLECT_MAX_CRASHES = int(os.environ.get("COLLECT_MAX_CRASHES", 5))
-COLLECT_RETRY_MAX_SECONDS = float(os.environ.get("COLLECT_RETRY_MAX_SECONDS", 60))
-COLLECT_SWEEP_SECONDS = float(os.environ.get("COLLECT_SWEEP_SECONDS", 1))
+COLLECT_MAX_CRASHES = env.int("COLLECT_MAX_CRASHES", default=5)
+COLLECT_RETRY_MAX_SECONDS = env.float("COLLECT_RETRY_MAX_SECONDS", default=60.0)
+COLLECT_SWEEP_SECONDS = env.float("COLLECT_SWEEP_SECONDS", default=1.0)
 # A finished export's file is kept this long for download, then deleted.
-COLLECT_EXPORT_TTL = float(os.environ.get("COLLECT_EXPORT_TTL", 24 * 3600))
+COLLECT_EXPORT_TTL = env.float("COLLECT_EXPORT_TTL", default=24 * 3600.0)
 
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 if CELERY_BROKER_URL.startswith("redis://"):
     # kombu's Redis transport, corrected so that a broker restart cannot end a worker.
     CELERY_BROKER_TRANSPORT = "collect.broker:Transport"
@@ -219,22 +256,20 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_WORKER_CONCURRENCY = int(os.environ.get("COLLECT_WORKERS", 2))
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("COLLECT_QUEUE", "collect")
+CELERY_WORKER_CONCURRENCY = COLLECT_WORKERS
+CELERY_TASK_DEFAULT_QUEUE = env.str("COLLECT_QUEUE", default="collect")
 # A queued job whose wake-up message may have been lost (a broker restart) is sent again.
 # Never longer than a lease: a frozen worker may have swallowed the message.
-COLLECT_REDISPATCH_SECONDS = float(
-    os.environ.get("COLLECT_REDISPATCH_SECONDS", COLLECT_LEASE_SECONDS)
-)
+COLLECT_REDISPATCH_SECONDS = env.float("COLLECT_REDISPATCH_SECONDS", default=COLLECT_LEASE_SECONDS)
 # "inprocess": the embedded worker pool; "celery": jobs go to `collect worker` processes.
-COLLECT_DISPATCH = os.environ.get(
-    "COLLECT_DISPATCH", "celery" if CELERY_BROKER_URL else "inprocess"
+COLLECT_DISPATCH = env.str(
+    "COLLECT_DISPATCH", default="celery" if CELERY_BROKER_URL else "inprocess"
 )
 
 # CORS, so that browser clients on other origins (tus-js-client, Uppy) can use the API.
 # Credentials (cookies) are never allowed cross-origin: another site must send a token.
 CORS_URLS_REGEX = r"^/api/.*$"
-CORS_ALLOWED_ORIGINS = env_list("COLLECT_CORS_ORIGINS", "*")
+CORS_ALLOWED_ORIGINS = env.list("COLLECT_CORS_ORIGINS", default=["*"])
 CORS_ALLOW_ALL_ORIGINS = CORS_ALLOWED_ORIGINS == ["*"]
 if CORS_ALLOW_ALL_ORIGINS:
     CORS_ALLOWED_ORIGINS = []
@@ -299,7 +334,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("COLLECT_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env.str("COLLECT_LOG_LEVEL", default="INFO")},
 }
 
 FILE_UPLOAD_HANDLERS = ["collect.uploads.handlers.SizeLimitedUploadHandler"]
