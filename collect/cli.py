@@ -5,6 +5,9 @@ import os
 import sys
 from pathlib import Path
 
+from collect.datasets import DEFAULT_DATASET
+from collect.imports.choices import OnError
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -79,9 +82,9 @@ def _client_commands(commands) -> None:
         "upload", parents=[server], help="upload a CSV (or .csv.gz) file and start its import"
     )
     upload.add_argument("file", type=Path)
-    upload.add_argument("--dataset", default="responses")
+    upload.add_argument("--dataset", default=DEFAULT_DATASET)
     upload.add_argument("--timestamp-column", help="the column that dates each row")
-    upload.add_argument("--on-error", choices=["abort", "skip"], default="abort")
+    upload.add_argument("--on-error", choices=OnError.values, default=OnError.ABORT.value)
     upload.add_argument(
         "--max-rejects", type=int, metavar="N", help="with --on-error skip: fail past N bad rows"
     )
@@ -104,7 +107,7 @@ def _client_commands(commands) -> None:
     )
     export.add_argument("--from", dest="first", required=True, help="first day, YYYY-MM-DD")
     export.add_argument("--to", dest="last", required=True, help="last day, YYYY-MM-DD")
-    export.add_argument("--dataset", default="responses")
+    export.add_argument("--dataset", default=DEFAULT_DATASET)
     export.add_argument("--raw", action="store_true", help="leave formula-like cells as they are")
     export.add_argument("-o", "--output", type=Path, required=True)
     export.set_defaults(run=client.export)

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "collect.datasets",
     "collect.jobs",
     "collect.imports",
+    "collect.exports",
     "collect.uploads",
     "collect.web",
 ]
@@ -230,6 +231,15 @@ COLLECT_RETRY_MAX_SECONDS = env.float("COLLECT_RETRY_MAX_SECONDS", default=60.0)
 COLLECT_SWEEP_SECONDS = env.float("COLLECT_SWEEP_SECONDS", default=1.0)
 # A finished export's file is kept this long for download, then deleted.
 COLLECT_EXPORT_TTL = env.float("COLLECT_EXPORT_TTL", default=24 * 3600.0)
+# Where records live (collect.datasets.stores): the store of the database, unless told.
+COLLECT_SEGMENT_STORE = env.str(
+    "COLLECT_SEGMENT_STORE",
+    default=(
+        "collect.datasets.stores.postgres.PostgresStore"
+        if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+        else "collect.datasets.stores.sqlite.SqliteStore"
+    ),
+)
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 if CELERY_BROKER_URL.startswith("redis://"):

@@ -9,8 +9,12 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from collect.datasets import segments
+from collect.datasets import DEFAULT_DATASET
+from collect.datasets.stores import segment_table
+from collect.datasets.stores.base import value_columns
+from collect.imports.params import ImportParams
 from collect.imports.services import import_start
+from collect.timestamps import parse_timestamp
 
 # Tests of what only PostgreSQL has are not collected on SQLite (rather than skipped).
 collect_ignore_glob = (
@@ -59,7 +63,7 @@ def csv_bytes(rows: list[list[str]], *, lineterminator: str = "\r\n") -> bytes:
 def start_import(tmp_path, user):
     """Start an import of `content` (bytes) as the given user, as an upload would."""
 
-    def start(content: bytes, *, owner=None, dataset="responses", **options):
+    def start(content: bytes, *, owner=None, dataset=DEFAULT_DATASET, **options):
         source = tmp_path / f"upload-{len(list(tmp_path.iterdir()))}.csv"
         source.write_bytes(content)
         return import_start(
@@ -73,15 +77,26 @@ def start_import(tmp_path, user):
     return start
 
 
+def segment_exists(job) -> bool:
+    return segment_table(job.pk) in connection.introspection.table_names()
+
+
 def segment_rows(job) -> list[tuple]:
     """The rows a job has written so far, in file order: (line, timestamp in µs, values...).
     `line` is the file's line on SQLite, an increasing number on PostgreSQL."""
-    table = segments.segment_table(job.pk)
-    if not segments.segment_exists(table):
+    if not segment_exists(job):
         return []
-    params = job.params
-    timestamp = segments.timestamp_sql(params["timestamp_index"], params["default_timestamp"])
-    values = ", ".join(segments.value_columns(len(params["columns"])))
+    params = ImportParams.from_job(job)
+    names = ", ".join(value_columns(len(params.columns)))
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT line, {timestamp}, {values} FROM {table} ORDER BY line")
-        return [tuple(row) for row in cursor.fetchall()]
+        cursor.execute(f"SELECT line, {names} FROM {segment_table(job.pk)} ORDER BY line")
+        rows = cursor.fetchall()
+    index = params.timestamp_index
+    return [
+        (
+            line,
+            params.default_timestamp if index is None else parse_timestamp(values[index]),
+            *values,
+        )
+        for line, *values in rows
+    ]

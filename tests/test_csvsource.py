@@ -6,8 +6,10 @@ import random
 
 import pytest
 
+from collect.datasets.stores.postgres import reads_alike
 from collect.imports import csvsource
-from collect.imports.csvsource import CsvSource, HeaderError, parse_timestamp, read_header
+from collect.imports.csvsource import CsvSource, HeaderError, read_header
+from collect.timestamps import parse_timestamp
 
 NASTY = [
     ["id", "text", "note"],
@@ -155,7 +157,7 @@ def test_an_unusable_header_is_refused(data, message):
     ],
 )
 def test_postgres_reads_alike(text, alike):
-    assert csvsource.postgres_reads_alike(text) is alike
+    assert reads_alike(text) is alike
 
 
 def test_timestamps_outside_iso_extended_format_are_refused():

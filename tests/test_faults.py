@@ -16,15 +16,15 @@ from django.test import override_settings
 from django.utils import timezone
 
 from collect import faults
-from collect.datasets import segments
+from collect.datasets.stores import segment_store
+from collect.files import upload_path
 from collect.jobs import services
 from collect.jobs.models import Job
 from collect.jobs.runner import lease_renewed, run_job
 from collect.jobs.services import LEASE_LOST_ERROR
 from collect.jobs.states import Status
 from collect.jobs.sweeper import sweep
-from collect.uploads.storage import upload_path
-from tests.conftest import csv_bytes
+from tests.conftest import csv_bytes, segment_exists
 
 pytestmark = pytest.mark.django_db(transaction=True)
 WORKER = "test-worker"
@@ -123,7 +123,7 @@ def test_a_job_that_keeps_crashing_fails_naming_the_last_error(start_import):
         assert job.status == Status.FAILED
         assert job.error.startswith("gave up after 3 crashes in a row at the same point")
         assert "IsADirectoryError" in job.error
-        assert not segments.segment_exists(segments.segment_table(job.pk))
+        assert not segment_exists(job)
     finally:
         stored.rmdir()
 
@@ -161,7 +161,7 @@ def wide_file(columns: int) -> bytes:
 
 
 def test_a_file_wider_than_the_database_holds_is_refused_at_upload(api):
-    limit = segments.max_width()
+    limit = segment_store().max_width()
     assert limit == (1599 if connection.vendor == "postgresql" else 1999)
     too_wide = wide_file(limit + 1)
 

@@ -8,17 +8,16 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from collect.datasets import segments
 from collect.errors import InvalidInput
-from collect.imports.csvsource import parse_timestamp
+from collect.files import upload_path
 from collect.imports.models import RejectedRow
 from collect.jobs import services
 from collect.jobs.models import Job
 from collect.jobs.runner import run_job
 from collect.jobs.states import Status
 from collect.jobs.sweeper import sweep
-from collect.uploads.storage import upload_path
-from tests.conftest import csv_bytes, segment_rows
+from collect.timestamps import parse_timestamp
+from tests.conftest import csv_bytes, segment_exists, segment_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
 WORKER = "test-worker"
@@ -105,7 +104,7 @@ def test_terminate_while_running_rolls_back_every_row(start_import):
     job = run_job(job.pk, worker=WORKER, after_batch=terminate_after_second_batch)
     assert job.status == Status.TERMINATED
     assert job.termination_reason == "changed my mind"
-    assert not segments.segment_exists(segments.segment_table(job.pk))
+    assert not segment_exists(job)
     assert not upload_path(job.params["path"]).exists()
 
 
@@ -268,7 +267,7 @@ def test_a_gzip_bomb_fails_at_the_limit_and_leaves_nothing(start_import):
         job = run_job(start_import(packed).pk, worker=WORKER)
     assert job.status == Status.FAILED
     assert job.error == "the file decompresses to more than the limit of 1500000 bytes"
-    assert not segments.segment_exists(segments.segment_table(job.pk))
+    assert not segment_exists(job)
     assert not upload_path(job.params["path"]).exists()
 
 
@@ -277,7 +276,7 @@ def test_a_cut_gzip_file_fails_the_job_with_the_reason(start_import):
     job = run_job(start_import(packed[: len(packed) // 2]).pk, worker=WORKER)
     assert job.status == Status.FAILED
     assert job.error.startswith("the gzip file is damaged or cut short")
-    assert not segments.segment_exists(segments.segment_table(job.pk))
+    assert not segment_exists(job)
 
 
 def test_a_gzip_file_cut_within_its_header_is_refused_at_once(start_import):

@@ -10,11 +10,11 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from collect.files import upload_path
 from collect.jobs.models import Job
 from collect.jobs.runner import run_job
 from collect.uploads.models import Upload
 from collect.uploads.services import upload_sweep
-from collect.uploads.storage import upload_path
 from tests.conftest import csv_bytes
 from tests.test_api import client_for
 

@@ -1,8 +1,11 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from collect.datasets import DEFAULT_DATASET, NAME_MAX_CHARS
+from collect.imports.choices import OnError
+from collect.jobs.kinds import Description, kind_for
 from collect.jobs.models import Job
-from collect.jobs.states import FINAL, Kind, Status
+from collect.jobs.states import FINAL, Status
 
 
 class ProgressSerializer(serializers.Serializer):
@@ -31,12 +34,15 @@ class ProgressSerializer(serializers.Serializer):
         return round((total - done) / (done / job.run_seconds), 1)
 
 
+def _described(job: Job) -> Description:
+    return kind_for(job.kind).describe(job)
+
+
 def _work(job: Job) -> tuple[int, int]:
-    """How much of its work a job has done, and all of it: bytes of the file for an import,
-    lines of the segments scanned for an export."""
-    if job.kind == Kind.EXPORT:
-        return job.checkpoint.get("scanned", 0), job.params.get("lines_total", 0)
-    return job.bytes_done, job.bytes_total
+    """How much of its work a job has done, and all of it (bytes of the file for an import,
+    lines of the segments scanned for an export)."""
+    description = _described(job)
+    return description.work_done, description.work_total
 
 
 class RetrySerializer(serializers.Serializer):
@@ -81,27 +87,27 @@ class JobSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_filename(self, job: Job) -> str | None:
-        return job.params.get("filename")
+        return _described(job).filename
 
     @extend_schema_field(serializers.UUIDField(allow_null=True))
     def get_upload_id(self, job: Job) -> str | None:
         """The resumable upload the import's file came from."""
-        return job.params.get("upload_id")
+        return _described(job).upload_id
 
     @extend_schema_field(serializers.DictField(child=serializers.CharField(), allow_null=True))
     def get_export_range(self, job: Job) -> dict | None:
         """An export's `from` and `to`, as asked for."""
-        return job.params.get("range")
+        return _described(job).export_range
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_download_url(self, job: Job) -> str | None:
-        if job.kind != Kind.EXPORT or job.status != Status.COMPLETED:
+        if not _described(job).downloadable:
             return None
         return self._absolute(f"/api/tasks/{job.id}/download/")
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_errors_url(self, job: Job) -> str | None:
-        if job.kind != Kind.IMPORT:
+        if not _described(job).has_rejects:
             return None
         return self._absolute(f"/api/tasks/{job.id}/errors/")
 
@@ -126,9 +132,11 @@ class UploadSerializer(serializers.Serializer):
         allow_empty_file=True,
         help_text="The brief's name for `file`; either is accepted.",
     )
-    dataset = serializers.CharField(required=False, default="responses", max_length=100)
+    dataset = serializers.CharField(
+        required=False, default=DEFAULT_DATASET, max_length=NAME_MAX_CHARS
+    )
     timestamp_column = serializers.CharField(required=False, allow_blank=True, default="")
-    on_error = serializers.ChoiceField(choices=["abort", "skip"], default="abort")
+    on_error = serializers.ChoiceField(choices=OnError.choices, default=OnError.ABORT)
     max_rejects = serializers.IntegerField(
         required=False,
         allow_null=True,
@@ -156,7 +164,7 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class ExportSerializer(serializers.Serializer):
-    dataset = serializers.CharField(default="responses", max_length=100)
+    dataset = serializers.CharField(default=DEFAULT_DATASET, max_length=NAME_MAX_CHARS)
     # "from" is a Python keyword: the field is declared below under its JSON name.
     to = serializers.CharField(help_text="Last day (YYYY-MM-DD, inclusive) or ISO date-time.")
     columns = serializers.ListField(

@@ -19,7 +19,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.views import APIView
 
+from collect.datasets import DEFAULT_DATASET
 from collect.errors import CollectError, InvalidInput
+from collect.imports.choices import OnError
 from collect.uploads import services
 from collect.uploads.models import Upload
 from collect.uploads.selectors import upload_visible_to
@@ -259,9 +261,9 @@ def _options(header: str) -> services.UploadOptions:
             values[key] = value
     return services.UploadOptions(
         filename=values.get("filename", ""),
-        dataset=values.get("dataset") or "responses",
+        dataset=values.get("dataset") or DEFAULT_DATASET,
         timestamp_column=values.get("timestamp_column", ""),
-        on_error=values.get("on_error") or "abort",
+        on_error=values.get("on_error") or OnError.ABORT,
         max_rejects=_metadata_count(values.get("max_rejects"), "max_rejects"),
     )
 

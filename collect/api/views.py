@@ -26,6 +26,7 @@ from collect.api.serializers import (
     JobSerializer,
     UploadSerializer,
 )
+from collect.datasets import DEFAULT_DATASET
 from collect.errors import Conflict, Forbidden, Gone, InvalidInput
 from collect.exports.job import export_pieces
 from collect.exports.services import export_start
@@ -220,7 +221,7 @@ class ExportBriefApi(APIView):
         parameters=[
             OpenApiParameter("from_date", str, required=True, description="First day."),
             OpenApiParameter("to_date", str, required=True, description="Last day."),
-            OpenApiParameter("dataset", str, description="Default: responses."),
+            OpenApiParameter("dataset", str, description=f"Default: {DEFAULT_DATASET}."),
         ],
         responses={202: JobSerializer, 400: ErrorSerializer, 404: NOT_FOUND},
     )
@@ -230,7 +231,7 @@ class ExportBriefApi(APIView):
         params = request.query_params
         job = export_start(
             owner=request.user,
-            dataset_name=params.get("dataset") or "responses",
+            dataset_name=params.get("dataset") or DEFAULT_DATASET,
             first=params.get("from_date"),
             last=params.get("to_date"),
         )

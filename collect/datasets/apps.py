@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.core.signals import setting_changed
 from django.db.backends.signals import connection_created
 
 
@@ -7,6 +10,22 @@ class DatasetsConfig(AppConfig):
     label = "datasets"
 
     def ready(self) -> None:
-        from collect.datasets.segments import register_sqlite_functions
+        from collect.datasets import checks  # noqa: F401 - registers the store's check
 
-        connection_created.connect(register_sqlite_functions)
+        connection_created.connect(_prepare_connection)
+        setting_changed.connect(_store_setting_changed)
+
+
+def _prepare_connection(sender: Any, connection: Any, **kwargs: Any) -> None:
+    from collect.datasets.stores import segment_store
+
+    store = segment_store()
+    if connection.vendor == store.vendor:
+        store.connection_created(connection)
+
+
+def _store_setting_changed(setting: str, **kwargs: Any) -> None:
+    if setting == "COLLECT_SEGMENT_STORE":
+        from collect.datasets.stores import segment_store
+
+        segment_store.cache_clear()

@@ -17,3 +17,29 @@ class Dataset(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Segment(models.Model):
+    """The catalog of a dataset's records: one row per completed import, written in the
+    transaction that completes it, so that an export plans from here without reading a
+    segment's table or another job's parameters."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="segments")
+    job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="segment")
+    table = models.CharField(max_length=63)  # in the store of this deployment
+    width = models.PositiveIntegerField()
+    # The column rows are dated by (0-based), or none: then every row has `default_timestamp`.
+    timestamp_index = models.PositiveIntegerField(null=True, blank=True)
+    default_timestamp = models.BigIntegerField()  # µs since the epoch
+    rows = models.BigIntegerField()
+    last_line = models.BigIntegerField()  # every line of the segment is at most this
+    # The dates rows are written with (YYYY-MM-DD, each in its own offset), if known.
+    first_day = models.CharField(max_length=10, blank=True, default="")
+    last_day = models.CharField(max_length=10, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.table

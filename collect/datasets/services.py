@@ -1,10 +1,11 @@
+from uuid import UUID
+
 from django.db import IntegrityError, transaction
 
-from collect.datasets.models import Dataset
+from collect.datasets import NAME_MAX_CHARS
+from collect.datasets.models import Dataset, Segment
 from collect.errors import InvalidInput
-
-DEFAULT_DATASET = "responses"
-NAME_MAX_CHARS = 100  # Dataset.name's max_length
+from collect.timestamps import moment_iso
 
 
 def dataset_check_name(name: str) -> None:
@@ -48,3 +49,34 @@ def _check_columns(dataset: Dataset, columns: list[str]) -> None:
             expected=dataset.columns,
             found=columns,
         )
+
+
+def segment_catalog(
+    *,
+    dataset_id: int,
+    job_id: UUID,
+    table: str,
+    width: int,
+    rows: int,
+    last_line: int,
+    timestamp_index: int | None,
+    default_timestamp: int,
+    days: tuple[str | None, str | None],
+) -> Segment:
+    """Enter a completed import's segment in its dataset's catalog; call it in the
+    transaction that completes the import, so the two are seen together."""
+    first_day, last_day = days
+    if timestamp_index is None:  # every row has the default timestamp
+        first_day = last_day = moment_iso(default_timestamp)[:10]
+    return Segment.objects.create(
+        dataset_id=dataset_id,
+        job_id=job_id,
+        table=table,
+        width=width,
+        timestamp_index=timestamp_index,
+        default_timestamp=default_timestamp,
+        rows=rows,
+        last_line=last_line,
+        first_day=first_day or "",
+        last_day=last_day or "",
+    )

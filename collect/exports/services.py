@@ -2,23 +2,23 @@
 
 import re
 import uuid
-from datetime import timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from collect.datasets import segments
 from collect.datasets.models import Dataset
+from collect.datasets.selectors import segments_in_range
 from collect.datasets.services import dataset_check_name
 from collect.errors import InvalidInput, NotFound
-from collect.imports.csvsource import parse_timestamp
+from collect.exports.params import ExportParams, PlannedSegment
 from collect.jobs.dispatch import job_enqueue
 from collect.jobs.models import Job
 from collect.jobs.services import job_check_room
-from collect.jobs.states import Kind, Status
+from collect.jobs.states import Kind
+from collect.timestamps import DAY, parse_timestamp
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_DAY = int(timedelta(days=1) / timedelta(microseconds=1))
 
 
 def export_range(start: str | None, end: str | None) -> tuple[int, int]:
@@ -33,7 +33,7 @@ def export_range(start: str | None, end: str | None) -> tuple[int, int]:
     if first > last:
         raise InvalidInput(f"the range starts after it ends: {start} > {end}")
     # An inclusive end: a whole day, or the very microsecond given.
-    return first, last + (_DAY if _DATE.fullmatch(end) else 1)
+    return first, last + (DAY if _DATE.fullmatch(end) else 1)
 
 
 def _moment(text: str, which: str) -> int:
@@ -47,7 +47,7 @@ def _moment(text: str, which: str) -> int:
 
 def export_start(
     *,
-    owner,
+    owner: Any,
     dataset_name: str,
     first: str | None,
     last: str | None,
@@ -69,43 +69,29 @@ def export_start(
             f"columns must be distinct columns of {dataset_name!r}; unknown: {unknown}",
             columns=dataset.columns,
         )
-    plan = _segments_in_range(dataset, start, end)
+    plan = [
+        PlannedSegment(
+            table=segment.table,
+            timestamp_index=segment.timestamp_index,
+            filter=filtered,
+            last_line=segment.last_line,
+        )
+        for segment, filtered in segments_in_range(dataset, start, end)
+    ]
     job = Job(id=uuid.uuid4(), kind=Kind.EXPORT, owner=owner, dataset=dataset)
     job.queued_at = timezone.now()
-    job.params = {
-        "range": {"from": first, "to": last},  # as the user wrote it, to show
-        "start": start,
-        "end": end,
-        "header": header,
-        "columns": [dataset.columns.index(name) + 1 for name in header],
-        "raw": raw,
-        "segments": plan,
-        "lines_total": sum(segment["last_line"] for segment in plan),
-    }
+    job.params = ExportParams(
+        range={"from": first, "to": last},
+        start=start,
+        end=end,
+        header=header,
+        columns=[dataset.columns.index(name) + 1 for name in header],
+        raw=raw,
+        segments=[segment.to_json() for segment in plan],
+        lines_total=sum(segment.last_line for segment in plan),
+    ).to_json()
     with transaction.atomic():
         job_check_room(owner)
         job.save()
         job_enqueue(job.id)
     return job
-
-
-def _segments_in_range(dataset: Dataset, start: int, end: int) -> list[dict]:
-    """The segments of the dataset's completed imports that may hold rows in the range; what
-    is completed later is not part of this export."""
-    plan = []
-    imports = Job.objects.filter(dataset=dataset, kind=Kind.IMPORT, status=Status.COMPLETED)
-    for job in imports.order_by("finished_at"):
-        index, default = job.params["timestamp_index"], job.params["default_timestamp"]
-        if index is None and not start <= default < end:
-            continue  # every row has the upload time, and it is outside the range
-        table = segments.segment_table(job.id)
-        plan.append(
-            {
-                "table": table,
-                "timestamp_index": index,
-                "default_timestamp": default,
-                "filter": index is not None,
-                "last_line": segments.segment_last_line(table),
-            }
-        )
-    return plan

@@ -1,9 +1,10 @@
 """Reading an uploaded CSV file as a stream of parsed blocks, resumable at any block boundary.
 
-This is the import's hot path, so the common case stays inside C code: a block of ~1 MiB is
-decoded in one call and parsed by one `csv.reader`; per row Python only checks the field
+This is the import's hot path, so the common case stays inside C code: a block of 256 KiB
+is decoded in one call and parsed by one `csv.reader`; per row Python only checks the field
 count and, when there is one, parses the timestamp. Rare trouble (bad UTF-8, NUL, broken
-quoting) sends only its own block down a slower, row-by-row path.
+quoting) sends only its own block down a slower, row-by-row path. It knows no database: a
+store that can take a block's bytes as they are says which ones (`raw_if`).
 
 A block always ends at a record boundary, so `(offset, line)` after any block is a checkpoint
 from which a new reader continues with no row read twice and none skipped.
@@ -11,10 +12,12 @@ from which a new reader continues with no row read twice and none skipped.
 
 import csv
 import io
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import BinaryIO, NamedTuple
+
+from collect.timestamps import ISO_TIMESTAMP
 
 BLOCK_BYTES = 1 << 18  # 256 KiB: ~1,000 rows; smaller blocks start COPY sooner in a batch
 MAX_FIELD_CHARS = 1 << 20
@@ -22,20 +25,6 @@ MAX_HEADER_BYTES = 1 << 20
 PREVIEW_CHARS = 200
 
 csv.field_size_limit(MAX_FIELD_CHARS)
-
-# The timestamps Collect accepts: ISO 8601's extended format, read the same way by Python
-# here and by PostgreSQL when it filters an export. No zone means UTC; an offset is at most
-# 15:59, as far as PostgreSQL goes (Python would take up to 23:59).
-ISO_TIMESTAMP = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
-    r"(?:Z|[+-](?:0[0-9]|1[0-5])(?::?[0-9]{2})?)?)?"
-)
-_QUOTED_FIELD = re.compile(r'"[^"]*(?:""[^"]*)*"')
-_END_OF_COPY = re.compile(r"^\\\.\r?$", re.MULTILINE)  # PostgreSQL stops reading at a "\." line
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_EPOCH_NAIVE = datetime(1970, 1, 1)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 class Reject(NamedTuple):
@@ -56,25 +45,17 @@ class Block:
     # Each row: its values; a numbered row adds the file line it starts on.
     rows: list[list] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
-    # The block's bytes, when asked for and PostgreSQL's CSV parser is sure to read them as
-    # Python did: then COPY can take them as they are.
+    # The block's bytes, when asked for (`raw_if`) and they are exactly its good records.
     raw: bytes | None = None
     count: int = 0  # good records, whether or not `rows` holds them
     has_blank_lines: bool = False
+    # The first and last dates (YYYY-MM-DD, as written) of its records' timestamps.
+    first_day: str | None = None
+    last_day: str | None = None
 
 
 class HeaderError(ValueError):
     pass
-
-
-def parse_timestamp(text: str) -> int:
-    """An ISO 8601 date or date-time as microseconds since the epoch; naive means UTC."""
-    if ISO_TIMESTAMP.fullmatch(text) is None:
-        raise ValueError(f"not an ISO 8601 date-time: {text!r}")
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        return (moment - _EPOCH_NAIVE) // _MICROSECOND
-    return (moment - _EPOCH) // _MICROSECOND
 
 
 def read_header(stream: BinaryIO) -> Header:
@@ -126,14 +107,12 @@ class CsvSource:
         columns: list[str],
         timestamp_index: int | None,
         number_rows: bool = True,
-        keep_raw: bool = False,
     ) -> None:
         self.stream = stream
         self.columns = columns
         self.width = len(columns)
         self.timestamp_index = timestamp_index
-        self.number_rows = number_rows
-        self.keep_raw = keep_raw
+        self.number_rows = number_rows  # each row ends with the file line it starts on
         self.rewind(offset, line)
 
     def rewind(self, offset: int, line: int) -> None:
@@ -148,22 +127,24 @@ class CsvSource:
     def finished(self) -> bool:
         return self.exhausted and not self.pending
 
-    def read_block(self, max_bytes: int = BLOCK_BYTES) -> Block | None:
+    def read_block(
+        self, max_bytes: int = BLOCK_BYTES, raw_if: Callable[[str], bool] | None = None
+    ) -> Block | None:
         """The next block of parsed records, or None at the end of the file. A block holds
-        the records of about `max_bytes` of the file (at least one whole record)."""
+        the records of about `max_bytes` of the file (at least one whole record). Given
+        `raw_if`, a block whose bytes are just its good records and that `raw_if(text)`
+        accepts comes as those bytes (`raw`), without its rows."""
         data, at_end = self._next_chunk(min(max_bytes, BLOCK_BYTES))
         if not data:
             return None
         text, clean = _decode(data)
-        # When COPY may take the bytes as they are, a first pass only checks the records:
+        # When the bytes may be taken as they are, a first pass only checks the records:
         # keeping a list per row costs more than parsing them again in the rare block that
         # turns out to need its rows after all.
-        only_check = self.keep_raw and clean
+        only_check = raw_if is not None and clean
         block = Block()
         lines, complete = self._parse(text, clean, at_end, block, keep_rows=not only_check)
-        if only_check and (
-            block.rejects or block.has_blank_lines or not postgres_reads_alike(text)
-        ):
+        if only_check and (block.rejects or block.has_blank_lines or not raw_if(text)):
             block = Block()
             lines, complete = self._parse(text, clean, at_end, block, keep_rows=True)
             only_check = False
@@ -231,6 +212,7 @@ class CsvSource:
         first_line = self.line
         timestamp_index = self.timestamp_index
         is_timestamp, fromisoformat = ISO_TIMESTAMP.fullmatch, datetime.fromisoformat
+        first_day = last_day = None
         done = progress.lines
         try:
             for row in reader:
@@ -254,6 +236,13 @@ class CsvSource:
                     except ValueError:
                         rejects.append(_reject(line, row, self._timestamp_reason(row)))
                         continue
+                    day = value[:10]
+                    if last_day is None:
+                        first_day = last_day = day
+                    elif day > last_day:
+                        last_day = day
+                    elif day < first_day:  # type: ignore[operator]
+                        first_day = day
                 if number_rows:
                     row.append(line)
                 if keep_rows:
@@ -263,6 +252,9 @@ class CsvSource:
         finally:
             progress.lines = done
             block.count = len(rows) if keep_rows else block.count + count
+            if first_day is not None:
+                block.first_day = min(first_day, block.first_day or first_day)
+                block.last_day = max(last_day, block.last_day or last_day)  # type: ignore[type-var]
 
     def _timestamp_reason(self, row: list[str]) -> str:
         name, value = self.columns[self.timestamp_index], row[self.timestamp_index]
@@ -277,22 +269,6 @@ class _LinesDone:
     """How many lines of a chunk complete records have used, kept across a csv.Error."""
 
     lines = 0
-
-
-def postgres_reads_alike(text: str) -> bool:
-    """Whether PostgreSQL's COPY (FORMAT csv) parses `text`, whole records that Python's
-    csv.reader has accepted, into the same values. The two differ on a quote inside an
-    unquoted field (Python keeps it, PostgreSQL starts quoting there) and on a line that is
-    just a backslash and a period (PostgreSQL's end of data)."""
-    if "\\." in text and _END_OF_COPY.search(text):
-        return False
-    if text.count('"') % 2:
-        return False  # an odd number of quotes: at least one of them is a bare quote
-    for quoted in _QUOTED_FIELD.finditer(text):  # each must open where a field starts
-        start = quoted.start()
-        if start and text[start - 1] not in ",\r\n":
-            return False
-    return True
 
 
 def _decode(data: bytes) -> tuple[str, bool]:

@@ -1,22 +1,21 @@
-"""The import job kind: CSV file in, rows into the job's segment table, batch by batch."""
+"""The import job kind: CSV file in, records into the job's segment, batch by batch."""
 
-import logging
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, DataError, transaction
+from django.db import transaction
 
-from collect.datasets import segments
+from collect.datasets.services import segment_catalog
+from collect.datasets.stores import RecordTooBig, segment_store, segment_table
+from collect.files import upload_delete, upload_open
 from collect.imports.compressed import CappedGzipReader, InputError, open_input
 from collect.imports.csvsource import Block, CsvSource, Reject
 from collect.imports.models import RejectedRow
-from collect.jobs.kinds import JobFailed, Progress
+from collect.imports.params import ImportCheckpoint, ImportParams, OnError
+from collect.jobs.kinds import Description, JobFailed, Progress
 from collect.jobs.models import Job
-from collect.uploads.storage import upload_delete, upload_open
-
-log = logging.getLogger(__name__)
-ON_ERROR_ABORT = "abort"
-ON_ERROR_SKIP = "skip"
 
 
 class ImportKind:
@@ -24,99 +23,117 @@ class ImportKind:
         return ImportRun(job)
 
     def finish(self, job: Job) -> None:
-        segments.segment_seal(segments.segment_table(job.id))
-        transaction.on_commit(lambda: upload_delete(job.params["path"]))
+        params, checkpoint = ImportParams.from_job(job), ImportCheckpoint.from_job(job)
+        store, table = segment_store(), segment_table(job.id)
+        store.seal(table)
+        segment_catalog(
+            dataset_id=job.dataset_id,
+            job_id=job.id,
+            table=table,
+            width=len(params.columns),
+            rows=job.rows_done,
+            timestamp_index=params.timestamp_index,
+            default_timestamp=params.default_timestamp,
+            last_line=store.last_line(table),
+            days=(checkpoint.first_day, checkpoint.last_day),
+        )
+        transaction.on_commit(lambda: upload_delete(params.path))
 
     def discard(self, job: Job) -> None:
-        segments.segment_drop(segments.segment_table(job.id))
+        segment_store().drop(segment_table(job.id))
         job.rejected_rows.all().delete()
-        transaction.on_commit(lambda: upload_delete(job.params["path"]))
+        path = ImportParams.from_job(job).path
+        transaction.on_commit(lambda: upload_delete(path))
 
     def record_failure(self, job: Job, failure: JobFailed) -> None:
         _save_rejects(job, failure.rejects)
 
-    def sweep(self) -> None:
-        pass
+    def describe(self, job: Job) -> Description:
+        params = ImportParams.from_job(job)
+        return Description(
+            work_done=job.bytes_done,
+            work_total=job.bytes_total,
+            filename=params.filename,
+            upload_id=params.upload_id,
+            has_rejects=True,
+        )
 
 
 class ImportRun:
     def __init__(self, job: Job) -> None:
-        params, checkpoint = job.params, job.checkpoint
         self.job = job
-        self.width = len(params["columns"])
-        self.table = segments.segment_table(job.id)
-        self.abort_on_reject = params["on_error"] == ON_ERROR_ABORT
-        self.max_rejects = params.get("max_rejects")
+        self.params = params = ImportParams.from_job(job)
+        checkpoint = ImportCheckpoint.from_job(job)
+        self.days = (checkpoint.first_day, checkpoint.last_day)
         self.rows_done = job.rows_done
         self.rows_rejected = job.rows_rejected
+        self.rejects: list[Reject] = []
         self.bytes_per_row = 256  # a first guess; each block then measures it
         try:
-            self.file = upload_open(params["path"])
+            self.file = upload_open(params.path)
         except FileNotFoundError:
             raise JobFailed("the uploaded file is gone from storage") from None
         self.stream = open_input(self.file, limit=settings.COLLECT_MAX_UPLOAD_BYTES)
+        self.store = segment_store()
         self.source = CsvSource(
             self.stream,
-            offset=checkpoint["offset"],
-            line=checkpoint["line"],
-            columns=params["columns"],
-            timestamp_index=params["timestamp_index"],
-            number_rows=segments.rows_numbered(),
-            keep_raw=segments.takes_raw_csv(),
+            offset=checkpoint.offset,
+            line=checkpoint.line,
+            columns=params.columns,
+            timestamp_index=params.timestamp_index,
+            number_rows=self.store.numbers_rows,
         )
-        segments.segment_create(self.table, self.width)
+        table = segment_table(job.id)
+        self.store.create(table, len(params.columns))
+        self.loader = self.store.loader(table, len(params.columns))
 
     def step(self, *, deadline: float, max_rows: int) -> Progress:
-        try:
-            return self._step_with_fallback(deadline, max_rows)
-        except InputError as error:
-            raise JobFailed(str(error)) from None
-        except DatabaseError as error:
-            if _is_too_big_for_the_store(error):
-                raise JobFailed(f"a record is too big for the database: {error}") from None
-            raise
-
-    def _step_with_fallback(self, deadline: float, max_rows: int) -> Progress:
-        if not self.source.keep_raw:
-            return self._step(deadline, max_rows)
         start = (self.source.offset, self.source.line, self.rows_done, self.rows_rejected)
-        try:
-            with transaction.atomic():  # a savepoint: a failed COPY takes only this batch down
-                return self._step(deadline, max_rows)
-        except DataError as error:  # the bytes, not the connection: that is no DataError
-            # PostgreSQL read some block differently from Python (mixed line ends, say):
-            # do this batch again from Python's own reading, and the rest of the file too.
-            log.warning(
-                "job %s: COPY refused the file's bytes (%s); re-encoding", self.job.pk, error
-            )
+
+        def batch(as_is: bool) -> Iterator[Block]:
+            # From the batch's start every time: the store may ask for it again.
             offset, line, self.rows_done, self.rows_rejected = start
             self.source.rewind(offset, line)
-            self.source.keep_raw = False
-            return self._step(deadline, max_rows)
+            self.rejects = []
+            return self._blocks(deadline, max_rows, as_is)
 
-    def _step(self, deadline: float, max_rows: int) -> Progress:
-        rows_left = max_rows
-        rejects: list[Reject] = []
-        with segments.segment_writer(self.table, self.width) as write:
-            while rows_left > 0 and time.monotonic() < deadline:
-                records_before = self.rows_done + self.rows_rejected
-                offset_before = self.source.offset
-                block = self.source.read_block(max_bytes=rows_left * self.bytes_per_row)
-                if block is None:
-                    break
-                self._take(block, write, rejects)
-                records = self.rows_done + self.rows_rejected - records_before
-                rows_left -= records
-                if records:
-                    self.bytes_per_row = max(1, (self.source.offset - offset_before) // records)
-        _save_rejects(self.job, rejects)  # after the COPY: a connection does one thing at a time
+        try:
+            self.loader.load(batch)
+        except InputError as error:
+            raise JobFailed(str(error)) from None
+        except RecordTooBig as error:
+            raise JobFailed(f"a record is too big for the database: {error}") from None
+        _save_rejects(self.job, self.rejects)  # after the load: one thing at a time
+        first_day, last_day = self.days
         return Progress(
-            checkpoint={"offset": self.source.offset, "line": self.source.line},
+            checkpoint=ImportCheckpoint(
+                offset=self.source.offset,
+                line=self.source.line,
+                first_day=first_day,
+                last_day=last_day,
+            ).to_json(),
             rows_done=self.rows_done,
             rows_rejected=self.rows_rejected,
             bytes_done=self._bytes_read(),
             finished=self.source.finished,
         )
+
+    def _blocks(self, deadline: float, max_rows: int, as_is: bool) -> Iterator[Block]:
+        raw_if = self.store.takes_as_is if as_is else None
+        rows_left = max_rows
+        while rows_left > 0 and time.monotonic() < deadline:
+            records_before = self.rows_done + self.rows_rejected
+            offset_before = self.source.offset
+            block = self.source.read_block(max_bytes=rows_left * self.bytes_per_row, raw_if=raw_if)
+            if block is None:
+                break
+            self._take(block)
+            if block.count:
+                yield block
+            records = self.rows_done + self.rows_rejected - records_before
+            rows_left -= records
+            if records:
+                self.bytes_per_row = max(1, (self.source.offset - offset_before) // records)
 
     def _bytes_read(self) -> int:
         """Progress through the stored file, which is what `bytes_total` counts."""
@@ -126,36 +143,32 @@ class ImportRun:
             return min(self.stream.compressed_offset(), self.job.bytes_total)
         return self.source.offset
 
-    def _take(self, block: Block, write, rejects: list[Reject]) -> None:
+    def _take(self, block: Block) -> None:
         if block.rejects:
-            if self.abort_on_reject:
+            if self.params.on_error == OnError.ABORT:
                 first = block.rejects[0]
                 raise JobFailed(f"line {first.line}: {first.reason}", rejects=[first])
             # Rejected rows are a budget: the first ones are kept to show, the rest counted.
             room = settings.COLLECT_MAX_STORED_REJECTS - self.rows_rejected
-            rejects += block.rejects[: max(0, room)]
+            self.rejects += block.rejects[: max(0, room)]
             self.rows_rejected += len(block.rejects)
-            if self.max_rejects is not None and self.rows_rejected > self.max_rejects:
-                raise JobFailed(
-                    f"more than {self.max_rejects} rejected rows",
-                    rejects=rejects[: max(0, room)],
-                )
-        if block.count:
-            write(block.rows, block.raw, block.count)
-            self.rows_done += block.count
+            limit = self.params.max_rejects
+            if limit is not None and self.rows_rejected > limit:
+                raise JobFailed(f"more than {limit} rejected rows", rejects=self.rejects)
+        self.rows_done += block.count
+        if block.first_day is not None:
+            first, last = self.days
+            self.days = (
+                min(block.first_day, first or block.first_day),
+                max(block.last_day or block.first_day, last or block.first_day),
+            )
 
     def close(self) -> None:
         self.stream.close()
         self.file.close()
 
 
-def _is_too_big_for_the_store(error: DatabaseError) -> bool:
-    """PostgreSQL's program_limit_exceeded: a row over its size limit, say."""
-    state = getattr(error.__cause__, "sqlstate", None) or ""
-    return state.startswith("54")
-
-
-def _save_rejects(job: Job, rejects: list[Reject]) -> None:
+def _save_rejects(job: Job, rejects: list[Any]) -> None:
     RejectedRow.objects.bulk_create(
         RejectedRow(job=job, line=r.line, reason=r.reason, content=r.content) for r in rejects
     )

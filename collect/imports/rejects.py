@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from django.conf import settings
 
-from collect.datasets.segments import neutralised
+from collect.datasets.cells import neutralised
 from collect.jobs.models import Job
 
 HEADER = ["line", "reason", "content"]

@@ -4,41 +4,43 @@ that is still arriving."""
 import io
 import uuid
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from collect.datasets import segments
 from collect.datasets.services import dataset_check_columns, dataset_for_import
+from collect.datasets.stores import segment_store
 from collect.errors import InvalidInput
+from collect.files import upload_store
 from collect.imports.compressed import InputError, open_input
 from collect.imports.csvsource import HeaderError, last_line_end, read_header
-from collect.imports.job import ON_ERROR_ABORT, ON_ERROR_SKIP
+from collect.imports.params import ImportCheckpoint, ImportParams, OnError
 from collect.jobs.dispatch import job_enqueue
 from collect.jobs.models import Job
 from collect.jobs.services import job_check_room
 from collect.jobs.states import Kind
-from collect.uploads.storage import upload_store
+from collect.timestamps import microseconds
 
 DEFAULT_TIMESTAMP_COLUMN = "submitted_at"
 
 
 def import_start(
     *,
-    owner,
+    owner: Any,
     source: Path,
     filename: str,
     dataset_name: str,
     timestamp_column: str | None = None,
-    on_error: str = ON_ERROR_ABORT,
+    on_error: str = OnError.ABORT,
     max_rejects: int | None = None,
     upload_id: str | None = None,
 ) -> Job:
     """Check the file's header, create its import job and queue it; the file moves into
     upload storage. Raises InvalidInput, leaving the file where it was, if it cannot work."""
-    if on_error not in (ON_ERROR_ABORT, ON_ERROR_SKIP):
-        raise InvalidInput(f"on_error must be {ON_ERROR_ABORT!r} or {ON_ERROR_SKIP!r}")
+    if on_error not in OnError.values:
+        raise InvalidInput(f"on_error must be one of {', '.join(OnError.values)}")
     try:
         with (
             open(source, "rb") as file,
@@ -57,26 +59,27 @@ def import_start(
         job.queued_at = timezone.now()
         job.bytes_total = source.stat().st_size
         job.bytes_done = min(header.end_offset, job.bytes_total)  # less if compressed
-        job.checkpoint = {"offset": header.end_offset, "line": header.lines}
-        job.params = {
-            "path": f"{job_id}.csv",
-            "filename": filename,
-            "upload_id": upload_id,  # the resumable upload it came from, if any
-            "columns": header.columns,
-            "on_error": on_error,
-            "max_rejects": max_rejects,
-            "timestamp_index": timestamp_index,
+        job.checkpoint = ImportCheckpoint(offset=header.end_offset, line=header.lines).to_json()
+        params = ImportParams(
+            path=f"{job_id}.csv",
+            filename=filename,
+            upload_id=upload_id,
+            columns=header.columns,
+            on_error=on_error,
+            max_rejects=max_rejects,
+            timestamp_index=timestamp_index,
             # Rows of a file without a timestamp column are stamped with the upload time.
-            "default_timestamp": _microseconds(timezone.now()),
-        }
+            default_timestamp=microseconds(timezone.now()),
+        )
+        job.params = params.to_json()
         job.save()
-        upload_store(source, job.params["path"])
+        upload_store(source, params.path)
         job_enqueue(job.id)
     return job
 
 
 def import_check_start(
-    *, owner, head: bytes, dataset_name: str, timestamp_column: str | None = None
+    *, owner: Any, head: bytes, dataset_name: str, timestamp_column: str | None = None
 ) -> bool:
     """Whether the first bytes of a file still arriving hold its whole header, which the
     import would then accept. Raises InvalidInput, as `import_start` would, for a header it
@@ -95,7 +98,7 @@ def import_check_start(
 
 
 def _check_width(columns: list[str]) -> None:
-    limit = segments.max_width()
+    limit = segment_store().max_width()
     if len(columns) > limit:
         raise InvalidInput(
             f"the file has {len(columns)} columns; this database holds at most {limit}",
@@ -112,7 +115,3 @@ def _timestamp_index(columns: list[str], requested: str | None) -> int | None:
     if DEFAULT_TIMESTAMP_COLUMN in columns:
         return columns.index(DEFAULT_TIMESTAMP_COLUMN)
     return None
-
-
-def _microseconds(moment) -> int:
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond

@@ -9,6 +9,7 @@ import queue
 import threading
 import time
 from functools import cache
+from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
@@ -22,7 +23,7 @@ class Dispatcher:
     # Whether a wake-up can vanish (a broker restart): then the sweeper sends it again.
     may_lose_messages = False
 
-    def enqueue(self, job_id) -> None:
+    def enqueue(self, job_id: UUID) -> None:
         raise NotImplementedError
 
 
@@ -34,9 +35,9 @@ class InProcessDispatcher(Dispatcher):
     """
 
     def __init__(self) -> None:
-        self.queue: queue.Queue = queue.Queue()
+        self.queue: queue.Queue[UUID] = queue.Queue()
 
-    def enqueue(self, job_id) -> None:
+    def enqueue(self, job_id: UUID) -> None:
         self.queue.put(job_id)
 
 
@@ -47,15 +48,17 @@ class CeleryDispatcher(Dispatcher):
     Ids still unsent when the process ends are sent again by a sweep."""
 
     may_lose_messages = True
+    TASK = "collect.run_job"  # collect.jobs.tasks.run_job_task, named: no import of the runner
 
     def __init__(self) -> None:
-        import collect.celery  # noqa: F401 - the configured app must exist before a task is sent
+        from collect.celery import app
 
+        self.app = app
         self.unsent: queue.Queue[str] = queue.Queue()
         self._sender: threading.Thread | None = None
         self._starting = threading.Lock()
 
-    def enqueue(self, job_id) -> None:
+    def enqueue(self, job_id: UUID) -> None:
         self.unsent.put(str(job_id))
         with self._starting:
             if self._sender is None or not self._sender.is_alive():
@@ -65,14 +68,12 @@ class CeleryDispatcher(Dispatcher):
                 self._sender.start()
 
     def _send_all(self) -> None:
-        from collect.jobs.tasks import run_job_task
-
         while True:
             job_id = self.unsent.get()
             delay = SEND_RETRY_FIRST_S
             while True:
                 try:
-                    run_job_task.delay(job_id)
+                    self.app.send_task(self.TASK, args=[job_id])
                     break
                 except Exception as error:
                     log.warning("job %s: cannot reach the broker (%s); retrying", job_id, error)
@@ -87,6 +88,6 @@ def dispatcher() -> Dispatcher:
     return InProcessDispatcher()
 
 
-def job_enqueue(job_id) -> None:
+def job_enqueue(job_id: UUID) -> None:
     """Wake a worker for the job once the transaction that queued it has committed."""
     transaction.on_commit(lambda: dispatcher().enqueue(job_id))

@@ -1,17 +1,15 @@
 """What each kind of job does, behind one small interface the runner drives.
 
 A kind opens a *run* for a claimed job; the runner calls `step` inside a transaction, once
-per batch, and commits the batch together with the checkpoint the step returns.
+per batch, and commits the batch together with the checkpoint the step returns. Kinds
+register themselves (`register_kind`, from their app's `ready`): the engine names none.
 """
 
-from dataclasses import dataclass, field
-from functools import cache
-from typing import Any, Protocol
-
-from django.utils.module_loading import import_string
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Protocol, Self
 
 from collect.jobs.models import Job
-from collect.jobs.states import Kind
 
 
 @dataclass
@@ -36,6 +34,31 @@ class JobFailed(Exception):
         return self.reason
 
 
+class JobData:
+    """A kind's own parameters or checkpoint, kept in a job's JSON fields as a dataclass."""
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        known = {field.name for field in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{name: value for name, value in data.items() if name in known})
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class Description:
+    """What a job shows of its kind's own data (the API's job JSON)."""
+
+    work_done: int  # progress: bytes of an import's file, lines an export has scanned
+    work_total: int
+    filename: str | None = None
+    upload_id: str | None = None
+    export_range: dict[str, str] | None = None
+    downloadable: bool = False  # a completed job has a file to download
+    has_rejects: bool = False  # it keeps rejected rows to list
+
+
 class JobRun(Protocol):
     def step(self, *, deadline: float, max_rows: int) -> Progress:
         """Do one batch of work, writing through the current transaction."""
@@ -55,20 +78,19 @@ class JobKind(Protocol):
     def record_failure(self, job: Job, failure: JobFailed) -> None:
         """Keep what explains the failure (after `discard`, in the same transaction)."""
 
-    def sweep(self) -> None:
-        """Periodic housekeeping of the kind's own (expired files, say); may do nothing."""
+    def describe(self, job: Job) -> Description: ...
 
 
-KIND_CLASSES = {
-    Kind.IMPORT: "collect.imports.job.ImportKind",
-    Kind.EXPORT: "collect.exports.job.ExportKind",
-}
+_KINDS: dict[str, JobKind] = {}
 
 
-@cache
+def register_kind(kind: str, implementation: JobKind) -> None:
+    """Make `implementation` run the jobs of `kind` (one of jobs.states.Kind)."""
+    _KINDS[kind] = implementation
+
+
 def kind_for(kind: str) -> JobKind:
-    return import_string(KIND_CLASSES[Kind(kind)])()
-
-
-def all_kinds() -> list[JobKind]:
-    return [kind_for(kind) for kind in KIND_CLASSES]
+    try:
+        return _KINDS[kind]
+    except KeyError:
+        raise LookupError(f"no job kind {kind!r} is registered (is its app installed?)") from None

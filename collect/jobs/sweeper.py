@@ -1,6 +1,7 @@
 """Periodic housekeeping, safe to run in any number of places at once: each job it acts on
 is re-checked under its row lock by the service that changes it, and a job whose row is
-locked is left for the next sweep, so that no sweep ever waits on one job."""
+locked is left for the next sweep, so that no sweep ever waits on one job. Capabilities add
+sweeps of their own (expired uploads and exports) with `register_sweep`."""
 
 import logging
 import threading
@@ -15,22 +16,25 @@ from django.utils import timezone
 
 from collect.db.sessions import session_end
 from collect.jobs import dispatch
-from collect.jobs.kinds import all_kinds
 from collect.jobs.models import Job
 from collect.jobs.services import job_expire_pause, job_recover, job_redispatch, job_wake
 from collect.jobs.states import OWNED, Status
-from collect.uploads.services import upload_sweep
 
 log = logging.getLogger(__name__)
+_SWEEPS: dict[str, Callable[[datetime], object]] = {}
+
+
+def register_sweep(sweep: Callable[[datetime], object]) -> None:
+    """Run `sweep(now)` at every sweep, isolated from the others."""
+    _SWEEPS[f"{sweep.__module__}.{sweep.__qualname__}"] = sweep
 
 
 def sweep() -> None:
     now = timezone.now()
     for task in (_recover_abandoned, _expire_pauses, _wake_waiting, _redispatch_queued):
         _isolated(task.__name__, partial(task, now))
-    for kind in all_kinds():
-        _isolated(f"{type(kind).__name__}.sweep", kind.sweep)
-    _isolated("upload_sweep", partial(upload_sweep, now))
+    for name, task in _SWEEPS.items():
+        _isolated(name, partial(task, now))
 
 
 def _isolated(name: str, task: Callable[[], object]) -> None:

@@ -21,7 +21,7 @@ def _hand_back_running_jobs(**_) -> None:
     shutting_down.set()
 
 
-@shared_task(name="collect.run_job", ignore_result=True)
+@shared_task(name="collect.run_job", ignore_result=True)  # dispatch.CeleryDispatcher.TASK
 def run_job_task(job_id: str) -> None:
     """Woken for `job_id`; runs whichever queued job is fairest now (see job_claim_next)."""
     try:

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
 
 from collect.errors import TooLarge
-from collect.uploads.storage import raise_write_error
+from collect.files import raise_write_error
 
 
 def too_large() -> TooLarge:

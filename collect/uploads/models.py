@@ -3,6 +3,9 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from collect.datasets import DEFAULT_DATASET, NAME_MAX_CHARS
+from collect.imports.choices import OnError
+
 
 class Upload(models.Model):
     """A resumable upload: its state is here, its bytes in upload storage under `file_name`,
@@ -30,9 +33,9 @@ class Upload(models.Model):
     # takes from it.
     metadata = models.TextField(blank=True, default="")
     filename = models.CharField(max_length=255, blank=True, default="")
-    dataset = models.CharField(max_length=100, default="responses")
+    dataset = models.CharField(max_length=NAME_MAX_CHARS, default=DEFAULT_DATASET)
     timestamp_column = models.CharField(max_length=200, blank=True, default="")
-    on_error = models.CharField(max_length=10, default="abort")
+    on_error = models.CharField(max_length=10, choices=OnError.choices, default=OnError.ABORT)
     max_rejects = models.PositiveBigIntegerField(null=True, blank=True)
     concat = models.CharField(max_length=10, choices=Concat.choices, blank=True, default="")
     parts = models.JSONField(default=list, blank=True)  # ids of a final upload's partials

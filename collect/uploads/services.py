@@ -23,6 +23,7 @@ from django.db import transaction
 from django.http import UnreadablePostError
 from django.utils import timezone
 
+from collect.datasets import DEFAULT_DATASET
 from collect.datasets.services import dataset_check_name
 from collect.errors import (
     ChecksumMismatch,
@@ -34,14 +35,14 @@ from collect.errors import (
     Locked,
     TooLarge,
 )
+from collect.files import raise_write_error, upload_delete, upload_path
+from collect.imports.choices import OnError
 from collect.imports.compressed import InputError, peek
 from collect.imports.csvsource import MAX_HEADER_BYTES
-from collect.imports.job import ON_ERROR_ABORT, ON_ERROR_SKIP
 from collect.imports.services import import_check_start, import_start
 from collect.jobs.services import job_check_room
 from collect.uploads.models import Upload
 from collect.uploads.selectors import upload_visible_to
-from collect.uploads.storage import raise_write_error, upload_delete, upload_path
 
 log = logging.getLogger(__name__)
 CHECKSUM_ALGORITHMS = ("sha1", "md5", "sha256")
@@ -59,15 +60,15 @@ class UploadOptions:
     """What the client says about the file: its name and where and how to import it."""
 
     filename: str = ""
-    dataset: str = "responses"
+    dataset: str = DEFAULT_DATASET
     timestamp_column: str = ""
-    on_error: str = ON_ERROR_ABORT
+    on_error: str = OnError.ABORT
     max_rejects: int | None = None
 
     def __post_init__(self) -> None:
         dataset_check_name(self.dataset)
-        if self.on_error not in (ON_ERROR_ABORT, ON_ERROR_SKIP):
-            raise InvalidInput(f"on_error must be {ON_ERROR_ABORT!r} or {ON_ERROR_SKIP!r}")
+        if self.on_error not in OnError.values:
+            raise InvalidInput(f"on_error must be one of {', '.join(OnError.values)}")
         if len(self.filename) > 255 or len(self.timestamp_column) > 200:
             raise InvalidInput("filename or timestamp_column is too long")
 

@@ -1,5 +1,6 @@
-"""Uploaded files live under UPLOAD_DIR by name; a job keeps the name, never a full path,
-so every process that mounts the same storage finds the same file."""
+"""Where Collect keeps the files it shares between processes: uploads live under UPLOAD_DIR
+by name. A job keeps the name, never a full path, so every process that mounts the same
+storage finds the same file. A leaf: it imports nothing of Collect's but errors and faults."""
 
 import os
 import shutil
@@ -33,10 +34,6 @@ def upload_store(source: Path, name: str) -> str:
 
 def upload_open(name: str) -> BinaryIO:
     return open(upload_path(name), "rb")
-
-
-def upload_size(name: str) -> int:
-    return upload_path(name).stat().st_size
 
 
 def upload_delete(name: str) -> None:

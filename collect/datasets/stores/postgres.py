@@ -1,0 +1,215 @@
+"""The PostgreSQL segment store: COPY in, COPY out.
+
+COPY parses the CSV itself, so the bytes of a block Python has checked go in as they are;
+`line` is an identity, in file order. Identifiers are composed with psycopg.sql, values
+are parameters.
+"""
+
+import csv
+import io
+import logging
+import re
+from collections.abc import Callable, Iterable
+
+from django.db import DatabaseError, DataError, connection, transaction
+from psycopg import sql
+
+from collect.datasets.cells import FORMULA_STARTS
+from collect.datasets.stores.base import (
+    Batch,
+    RecordBlock,
+    RecordTooBig,
+    SegmentStore,
+    TimeFilter,
+    value_columns,
+)
+from collect.timestamps import FIRST_MOMENT, LAST_MOMENT, moment_iso
+
+log = logging.getLogger(__name__)
+MAX_COLUMNS = 1600  # a table's hard limit, `line` included
+_END_OF_COPY = re.compile(r"^\\\.\r?$", re.MULTILINE)  # COPY stops reading at a "\." line
+_QUOTED_FIELD = re.compile(r'"[^"]*(?:""[^"]*)*"')
+
+
+class PostgresStore(SegmentStore):
+    vendor = "postgresql"
+
+    def takes_as_is(self, text: str) -> bool:
+        return reads_alike(text)
+
+    def max_width(self) -> int:
+        return MAX_COLUMNS - 1
+
+    def create(self, table: str, width: int) -> None:
+        values = sql.SQL(", ").join(
+            sql.SQL("{} text not null").format(sql.Identifier(name))
+            for name in value_columns(width)
+        )
+        _execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (line bigint generated always as identity, {})"
+            ).format(sql.Identifier(table), values)
+        )
+
+    def loader(self, table: str, width: int) -> "CopyLoader":
+        return CopyLoader(table, width)
+
+    def seal(self, table: str) -> None:
+        # Exports read a segment by ranges of `line`, which follow the table's physical
+        # order: a BRIN index answers them and costs next to nothing to build.
+        _execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING brin (line)").format(
+                sql.Identifier(f"{table}_line"), sql.Identifier(table)
+            )
+        )
+
+    def drop(self, table: str) -> None:
+        _execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+
+    def last_line(self, table: str) -> int:
+        # The identity's last value, not max(line), which the BRIN index cannot answer (a
+        # scan of the whole table). Lines of batches rolled back are counted: a bound.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT coalesce(pg_sequence_last_value("
+                "pg_get_serial_sequence(%s, 'line')::regclass), 0)",
+                [table],
+            )
+            return cursor.fetchone()[0]
+
+    def export(
+        self,
+        table: str,
+        write: Callable[[bytes], object],
+        *,
+        columns: list[int],
+        after_line: int,
+        up_to_line: int,
+        timestamp: TimeFilter | None,
+        raw: bool,
+    ) -> int:
+        names = [sql.Identifier(value_columns(number)[-1]) for number in columns]
+        selected = sql.SQL(", ").join(names if raw else map(_neutralised, names))
+        where = [sql.SQL("line > %s AND line <= %s")]
+        parameters: list[object] = [after_line, up_to_line]
+        if timestamp is not None:
+            column = sql.SQL("{}::timestamptz").format(  # sessions are UTC: naive means UTC
+                sql.Identifier(value_columns(timestamp.index + 1)[-1])
+            )
+            # A bound past what a date-time can hold bounds nothing (to 9999-12-31, say).
+            if timestamp.start > FIRST_MOMENT:
+                where.append(sql.SQL("{} >= %s::timestamptz").format(column))
+                parameters.append(moment_iso(timestamp.start))
+            if timestamp.end <= LAST_MOMENT:
+                where.append(sql.SQL("{} < %s::timestamptz").format(column))
+                parameters.append(moment_iso(timestamp.end))
+        # No ORDER BY: the rows of a range come in the table's physical order, which is the
+        # order COPY loaded them in; a batch is exact whatever the order inside it.
+        query = sql.SQL("COPY (SELECT {} FROM {} WHERE {}) TO STDOUT (FORMAT csv)").format(
+            selected, sql.Identifier(table), sql.SQL(" AND ").join(where)
+        )
+        with connection.cursor() as cursor:
+            # A segment fresh from its import (or after a crash, which loses the activity
+            # statistics) has none, and without them the planner may scan the whole table
+            # for each range, in parallel and compiled: use the BRIN index, plainly.
+            cursor.execute(
+                "SET LOCAL enable_seqscan = off; SET LOCAL jit = off; "
+                "SET LOCAL max_parallel_workers_per_gather = 0"
+            )
+            with connection.wrap_database_errors, cursor.copy(_text(query), parameters) as copy:
+                for data in copy:
+                    write(data)
+            return cursor.rowcount
+
+
+class CopyLoader:
+    """COPY FROM STDIN of a batch's blocks: their own bytes where the store takes them as
+    they are, else the parsed rows written out again as CSV."""
+
+    def __init__(self, table: str, width: int) -> None:
+        self.width = width
+        names = sql.SQL(", ").join(sql.Identifier(name) for name in value_columns(width))
+        self.copy_sql = _text(
+            sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, FORCE_NOT_NULL ({}))").format(
+                sql.Identifier(table), names, names
+            )
+        )
+        self.as_is = True
+
+    def load(self, batch: Batch) -> None:
+        try:
+            self._load_with_fallback(batch)
+        except DatabaseError as error:
+            # program_limit_exceeded: a row over PostgreSQL's size limit, say.
+            if (getattr(error.__cause__, "sqlstate", None) or "").startswith("54"):
+                raise RecordTooBig(str(error)) from error
+            raise
+
+    def _load_with_fallback(self, batch: Batch) -> None:
+        if not self.as_is:
+            self._copy(batch(False))
+            return
+        try:
+            with transaction.atomic():  # a savepoint: a refused COPY takes only this batch
+                self._copy(batch(True))
+        except DataError as error:  # the bytes, not the connection: that is no DataError
+            # PostgreSQL read some block differently from Python (mixed line ends, say): do
+            # this batch again from Python's own reading, and the rest of the file too.
+            log.warning("COPY refused a file's bytes (%s); re-encoding its records", error)
+            self.as_is = False
+            self._copy(batch(False))
+
+    def _copy(self, blocks: Iterable[RecordBlock]) -> None:
+        sent = 0
+        with connection.cursor() as cursor:
+            # Django wraps execute()'s errors, not COPY's: make them Django's too.
+            with connection.wrap_database_errors, cursor.copy(self.copy_sql) as copy:
+                for block in blocks:
+                    copy.write(_as_csv(block.rows, self.width) if block.raw is None else block.raw)
+                    sent += block.count
+            if cursor.rowcount != sent:  # COPY read the CSV otherwise than Python did
+                raise DataError(f"COPY stored {cursor.rowcount} rows of {sent}")
+
+
+def reads_alike(text: str) -> bool:
+    """Whether COPY (FORMAT csv) parses `text`, whole records that Python's csv.reader has
+    accepted, into the same values. The two differ on a quote inside an unquoted field
+    (Python keeps it, PostgreSQL starts quoting there) and on a line that is just a
+    backslash and a period (PostgreSQL's end of data)."""
+    if "\\." in text and _END_OF_COPY.search(text):
+        return False
+    if text.count('"') % 2:
+        return False  # an odd number of quotes: at least one of them is a bare quote
+    for quoted in _QUOTED_FIELD.finditer(text):  # each must open where a field starts
+        start = quoted.start()
+        if start and text[start - 1] not in ",\r\n":
+            return False
+    return True
+
+
+def _as_csv(rows: list[list], width: int) -> str:
+    # CRLF line ends make csv quote any field holding a CR or an LF, as COPY requires; a
+    # single column is always quoted, or a value "\." would end COPY's input.
+    buffer = io.StringIO()
+    quoting = csv.QUOTE_ALL if width == 1 else csv.QUOTE_MINIMAL
+    csv.writer(buffer, lineterminator="\r\n", quoting=quoting).writerows(rows)
+    return buffer.getvalue()
+
+
+def _neutralised(column: sql.Identifier) -> sql.Composed:
+    # ascii() reads the first character's code without building a string: the check costs
+    # ~15 % of an export's time where left(column, 1) cost ~85 %.
+    codes = sql.SQL(", ").join(sql.Literal(ord(start)) for start in FORMULA_STARTS)
+    return sql.SQL("CASE WHEN ascii({0}) IN ({1}) THEN '''' || {0} ELSE {0} END").format(
+        column, codes
+    )
+
+
+def _text(query: sql.Composable) -> str:
+    connection.ensure_connection()
+    return query.as_string(connection.connection)
+
+
+def _execute(query: sql.Composable) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_text(query))

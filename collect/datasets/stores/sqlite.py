@@ -1,0 +1,95 @@
+"""The SQLite segment store: executemany in, SELECT out.
+
+Each row goes in numbered with the file line it starts on: `line` is the rowid itself, so
+no index is filled while loading. Identifiers are quoted by the backend, values are
+parameters. Exports filter by `collect_timestamp(text)`, a function of this store's.
+"""
+
+import sqlite3
+from collections.abc import Callable
+
+from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from collect.datasets.cells import csv_bytes, neutralised
+from collect.datasets.stores.base import Batch, SegmentStore, TimeFilter, value_columns
+from collect.timestamps import timestamp_or_none
+
+
+class SqliteStore(SegmentStore):
+    vendor = "sqlite"
+    numbers_rows = True
+
+    def max_width(self) -> int:
+        connection.ensure_connection()
+        return connection.connection.getlimit(sqlite3.SQLITE_LIMIT_COLUMN) - 1
+
+    def create(self, table: str, width: int) -> None:
+        values = ", ".join(f"{_quoted(name)} text not null" for name in value_columns(width))
+        with connection.cursor() as cursor:  # an "integer primary key" is the rowid
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {_quoted(table)} (line integer primary key, {values})"
+            )
+
+    def loader(self, table: str, width: int) -> "InsertLoader":
+        return InsertLoader(table, width)
+
+    def drop(self, table: str) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {_quoted(table)}")
+
+    def last_line(self, table: str) -> int:
+        with connection.cursor() as cursor:  # the rowid's maximum: the end of its b-tree
+            cursor.execute(f"SELECT coalesce(max(line), 0) FROM {_quoted(table)}")
+            return cursor.fetchone()[0]
+
+    def export(
+        self,
+        table: str,
+        write: Callable[[bytes], object],
+        *,
+        columns: list[int],
+        after_line: int,
+        up_to_line: int,
+        timestamp: TimeFilter | None,
+        raw: bool,
+    ) -> int:
+        names = ", ".join(_quoted(value_columns(number)[-1]) for number in columns)
+        where = "line > %s AND line <= %s"
+        parameters = [after_line, up_to_line]
+        if timestamp is not None:
+            column = f"collect_timestamp({_quoted(value_columns(timestamp.index + 1)[-1])})"
+            where += f" AND {column} >= %s AND {column} < %s"
+            parameters += [timestamp.start, timestamp.end]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {names} FROM {_quoted(table)} WHERE {where} ORDER BY line", parameters
+            )
+            rows = cursor.fetchall()
+        if not raw:
+            rows = [[neutralised(value) for value in row] for row in rows]
+        write(csv_bytes(rows))
+        return len(rows)
+
+    def connection_created(self, connection: BaseDatabaseWrapper) -> None:
+        # collect_timestamp(text): a value's timestamp in µs since the epoch, NULL for what
+        # is not one (the import has checked every value it stored).
+        connection.connection.create_function(
+            "collect_timestamp", 1, timestamp_or_none, deterministic=True
+        )
+
+
+class InsertLoader:
+    def __init__(self, table: str, width: int) -> None:
+        names = ", ".join(_quoted(name) for name in [*value_columns(width), "line"])
+        placeholders = ", ".join(["%s"] * (width + 1))
+        self.insert_sql = f"INSERT INTO {_quoted(table)} ({names}) VALUES ({placeholders})"
+
+    def load(self, batch: Batch) -> None:
+        with connection.cursor() as cursor:
+            for block in batch(False):
+                cursor.executemany(self.insert_sql, block.rows)
+
+
+def _quoted(name: str) -> str:
+    return connection.ops.quote_name(name)
