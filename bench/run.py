@@ -2,9 +2,13 @@
 here, each next to its baseline measured in the same run.
 
     .venv/bin/python bench/run.py [--rows 1000000] [--repeat 3] [--only postgres|sqlite]
+                                  [--data realistic|tidy|both]
                                   [--memory | --memory-only] [--memory-mb 100 2000]
 
-It generates the rows (once, cached in bench/out/), then measures: `psql \\copy` and Collect
+It generates the rows of each data set (once, cached in bench/out/): "realistic" (the
+default's first: `collect generate --realistic`, answers as people type them, with quoted
+commas, two-line answers, many scripts and an unreadable date every 100,000 rows) and
+"tidy" (`collect generate`'s rows). Then it measures, per data set, `psql \\copy` and Collect
 on PostgreSQL (serve + 2 Celery workers) end to end, a bare csv.reader + executemany loop and
 Collect on SQLite (the embedded server), pause latency (API call → `paused`), rollback time
 of a terminated import, and the peak RSS of the web and worker processes. With --memory it
@@ -31,7 +35,9 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import memory
 
@@ -114,10 +120,11 @@ class Stack:
             return json.loads(response.read())
 
     def upload(self, path: Path, dataset: str) -> dict:
-        """POST the file as multipart, streamed from disk."""
+        """POST the file as multipart, streamed from disk; bad rows are skipped."""
         boundary = uuid.uuid4().hex
         head = (
             f'--{boundary}\r\nContent-Disposition: form-data; name="dataset"\r\n\r\n{dataset}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="on_error"\r\n\r\nskip\r\n'
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
             f'filename="{path.name}"\r\nContent-Type: text/csv\r\n\r\n'
         ).encode()
@@ -209,12 +216,23 @@ def seconds_between(job: dict, start: str, end: str) -> float:
 # The measurements
 
 
-def measure_import(stack: Stack, path: Path, rows: int, dataset: str) -> float:
-    """Rows/s from the upload's arrival (job created) to the job's completion."""
-    job = stack.upload(path, dataset)
+class DataSet(NamedTuple):
+    name: str
+    path: Path
+    rows: int  # records in all
+    bad: int  # of them, rows with an unreadable date, which an import rejects
+    width: int
+
+
+def measure_import(stack: Stack, data: DataSet, dataset: str) -> float:
+    """Records/s from the upload's arrival (job created) to the job's completion; every good
+    row imported and every bad one rejected."""
+    job = stack.upload(data.path, dataset)
     job = stack.wait_for(job["task_id"], {"completed", "failed"})
-    assert job["status"] == "completed" and job["progress"]["rows_done"] == rows, job
-    return rows / seconds_between(job, "created_at", "finished_at")
+    progress = job["progress"]
+    assert job["status"] == "completed", job
+    assert (progress["rows_done"], progress["rows_rejected"]) == (data.rows - data.bad, data.bad)
+    return data.rows / seconds_between(job, "created_at", "finished_at")
 
 
 def measure_pause_latency(stack: Stack, path: Path, dataset: str, pauses: int) -> list[float]:
@@ -293,6 +311,7 @@ def measure_export_start(stack: Stack, dataset: str, data: Path, imports: int) -
         job = stack.request("POST", "/api/exports/", body, {"Content-Type": "application/json"})
         seconds.append(time.perf_counter() - started)
         stack.request("POST", f"/api/tasks/{job['task_id']}/terminate/")
+        stack.wait_for(job["task_id"], {"terminated"})  # no export runs during the next start
     return seconds
 
 
@@ -352,6 +371,7 @@ def main() -> None:
     parser.add_argument("--pauses", type=int, default=20)
     parser.add_argument("--reads", type=int, default=300, help="status reads under load")
     parser.add_argument("--only", choices=["postgres", "sqlite"], help="one deployment only")
+    parser.add_argument("--data", choices=["realistic", "tidy", "both"], default="both")
     memory.add_arguments(parser)
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -364,12 +384,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="collect-bench-") as scratch:
         scratch_dir = Path(scratch)
         if not args.memory_only:
-            data = OUT / f"responses-{args.rows}.csv"
-            if not data.exists():
-                generate(args.rows, data)
-            width = len(data.open().readline().split(","))
+            names = ["realistic", "tidy"] if args.data == "both" else [args.data]
+            data = [data_set(name, args.rows) for name in names]
             if args.only != "sqlite":
-                bench_postgres(args, data, width, scratch_dir, report)
+                bench_postgres(args, data, scratch_dir, report)
             if args.only != "postgres":
                 bench_sqlite(args, data, scratch_dir, report)
         if args.memory or args.memory_only:
@@ -382,9 +400,23 @@ def main() -> None:
     write_results(args, results)
 
 
-def generate(rows: int, path: Path) -> None:
-    print(f"generating {rows:,} rows …", flush=True)
-    subprocess.run([str(BIN / "collect"), "generate", str(rows), "-o", str(path)], check=True)
+def generate(rows: int, path: Path, *options: str) -> None:
+    print(f"generating {rows:,} rows {' '.join(options)} …", flush=True)
+    command = [str(BIN / "collect"), "generate", str(rows), "-o", str(path), *options]
+    subprocess.run(command, check=True)
+
+
+BAD_EVERY = 100_000  # of the realistic rows: an unreadable date
+
+
+def data_set(name: str, rows: int) -> DataSet:
+    path = OUT / f"{name}-{rows}.csv"
+    options = ["--realistic", "--bad-every", str(BAD_EVERY)] if name == "realistic" else []
+    if not path.exists():
+        generate(rows, path, *options)
+    with path.open(newline="", encoding="utf-8") as stream:
+        width = len(next(csv.reader(stream)))
+    return DataSet(name, path, rows, rows // BAD_EVERY if options else 0, width)
 
 
 @contextlib.contextmanager
@@ -433,35 +465,43 @@ def sqlite_stack(scratch: Path) -> Iterator[Stack]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def bench_postgres(args, data: Path, width: int, scratch: Path, report) -> None:
-    with postgres_stack(scratch) as stack:
-        database_url = stack.env["DATABASE_URL"]
-        baseline = (
-            "psql \\copy FROM file",
-            lambda: psql_copy_rate(database_url, data, args.rows, width),
-        )
-        bench_stack("PostgreSQL", stack, baseline, 0.5, args, data, report)
-        copy_out = lambda: psql_copy_out_rate(database_url, args.rows)  # noqa: E731
-        bench_exports("PostgreSQL", stack, copy_out, args, data, report)
+def bench_postgres(args, data: list[DataSet], scratch: Path, report) -> None:
+    for number, one in enumerate(data):
+        with postgres_stack(scratch) as stack:
+            database_url = stack.env["DATABASE_URL"]
+            baseline = (
+                "psql \\copy FROM file",
+                partial(psql_copy_rate, database_url, one.path, one.rows, one.width),
+            )
+            label = f"PostgreSQL, {one.name}"
+            bench_imports(label, stack, baseline, 0.8, args, one, report)
+            copy_out = partial(psql_copy_out_rate, database_url, one.rows)
+            bench_exports(label, stack, copy_out, args, one, report)
+            if number == 0:
+                bench_control(label, stack, args, one, report)
 
 
-def bench_sqlite(args, data: Path, scratch: Path, report) -> None:
-    with sqlite_stack(scratch) as stack:
-        baseline = (
-            "csv.reader + executemany",
-            lambda: sqlite_baseline_rate(data, args.rows, scratch),
-        )
-        bench_stack("SQLite", stack, baseline, 0.8, args, data, report)
-        bench_exports("SQLite", stack, None, args, data, report)
+def bench_sqlite(args, data: list[DataSet], scratch: Path, report) -> None:
+    for number, one in enumerate(data):
+        with sqlite_stack(scratch) as stack:
+            baseline = (
+                "csv.reader + executemany",
+                partial(sqlite_baseline_rate, one.path, one.rows, scratch),
+            )
+            label = f"SQLite, {one.name}"
+            bench_imports(label, stack, baseline, 0.8, args, one, report)
+            bench_exports(label, stack, None, args, one, report)
+            if number == 0:
+                bench_control(label, stack, args, one, report)
 
 
-def bench_stack(label: str, stack: Stack, baseline, target: float, args, data, report) -> None:
-    """Every measurement on one running deployment, its import rate against `baseline`."""
+def bench_imports(label: str, stack: Stack, baseline, target: float, args, data, report) -> None:
+    """Collect's import rate on one running deployment against `baseline`'s."""
     baseline_name, baseline_rate = baseline
     base_rates, collect_rates = [], []
     for run in range(args.repeat):  # interleaved, so both see the same machine
         base_rates.append(baseline_rate())
-        collect_rates.append(measure_import(stack, data, args.rows, f"import{run}"))
+        collect_rates.append(measure_import(stack, data, f"import{run}"))
     base, ours = statistics.median(base_rates), statistics.median(collect_rates)
     report(f"{label}: {baseline_name} (rows/s)", f"{base:,.0f}", "baseline")
     report(
@@ -470,13 +510,18 @@ def bench_stack(label: str, stack: Stack, baseline, target: float, args, data, r
         f"ratio {ours / base:.2f} (target ≥ {target}); "
         f"{ours / ORIGINAL_RATE:.0f} times the original's rate",
     )
+
+
+def bench_control(label: str, stack: Stack, args, data: DataSet, report) -> None:
+    """Pause latency, rollback time, status reads under load and peak memory."""
+    data, rows = data.path, data.rows
     latencies = measure_pause_latency(stack, data, "pause", args.pauses)
     report(
         f"{label}: pause latency p50 / p99 (ms)",
         f"{percentile(latencies, 0.5) * 1000:.0f} / {percentile(latencies, 0.99) * 1000:.0f}",
         f"{len(latencies)} pauses (target p99 < 250)",
     )
-    seconds, rows = measure_rollback(stack, data, "rollback", args.rows)
+    seconds, rows = measure_rollback(stack, data, "rollback", rows)
     report(
         f"{label}: terminate → terminated (s)",
         f"{seconds:.2f}",
@@ -496,14 +541,14 @@ def bench_stack(label: str, stack: Stack, baseline, target: float, args, data, r
     )
 
 
-def bench_exports(label: str, stack: Stack, baseline, args, data, report) -> None:
+def bench_exports(label: str, stack: Stack, baseline, args, data: DataSet, report) -> None:
     """Exports of the first benchmark import's dataset (all its rows), raw and neutralised."""
     raw_rates, safe_rates, base_rates = [], [], []
     for _ in range(args.repeat):
         if baseline is not None:
             base_rates.append(baseline())
-        raw_rates.append(measure_export(stack, "import0", args.rows, raw=True))
-        safe_rates.append(measure_export(stack, "import0", args.rows, raw=False))
+        raw_rates.append(measure_export(stack, "import0", data.rows - data.bad, raw=True))
+        safe_rates.append(measure_export(stack, "import0", data.rows - data.bad, raw=False))
     base = statistics.median(base_rates) if base_rates else None
     if base:
         report(f"{label}: psql \\copy (SELECT …) TO (rows/s)", f"{base:,.0f}", "baseline")
@@ -511,7 +556,7 @@ def bench_exports(label: str, stack: Stack, baseline, args, data, report) -> Non
         rate = statistics.median(rates)
         note = f"ratio {rate / base:.2f} (target ≥ 0.5)" if base else ""
         report(f"{label}: Collect export, {name} (rows/s)", f"{rate:,.0f}", note)
-    starts = measure_export_start(stack, "import0", data, imports=30)
+    starts = measure_export_start(stack, "import0", data.path, imports=30)
     report(
         f"{label}: POST /api/exports/ p50 / p99 (ms)",
         f"{percentile(starts, 0.5) * 1000:.1f} / {percentile(starts, 0.99) * 1000:.1f}",

@@ -66,11 +66,24 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("rows", type=int, nargs="?", default=20_000)
     generate.add_argument("-o", "--output", type=Path, default=Path("responses.csv"))
     generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument(
+        "--realistic",
+        action="store_true",
+        help="responses as people type them: quoted commas, two-line answers, many scripts",
+    )
+    generate.add_argument("--crlf", action="store_true", help="with --realistic: CRLF line ends")
+    generate.add_argument(
+        "--bad-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --realistic: an unreadable date every N rows",
+    )
     generate.set_defaults(run=_generate)
     return parser
 
 
-def _client_commands(commands) -> None:
+def _client_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """The client (PRODUCT.md section 5): it talks HTTP to a server and needs no Django."""
     from collect.client import commands as client
 
@@ -134,7 +147,7 @@ def _make_private(data_dir: Path) -> None:
             path.chmod(0o600)
 
 
-def _serve(args) -> None:
+def _serve(args: argparse.Namespace) -> None:
     _setup_django()
     from django.conf import settings
 
@@ -145,14 +158,14 @@ def _serve(args) -> None:
     serve(args.host, args.port)
 
 
-def _worker(args) -> None:
+def _worker(args: argparse.Namespace) -> None:
     _setup_django()
     from collect.worker import run_worker
 
     run_worker(args.concurrency, args.loglevel)
 
 
-def _token(args) -> None:
+def _token(args: argparse.Namespace) -> None:
     _setup_django()
     from django.core.management import call_command
 
@@ -165,7 +178,7 @@ def _token(args) -> None:
     print(token.key)
 
 
-def _user(args) -> int:
+def _user(args: argparse.Namespace) -> int:
     """The password comes from COLLECT_PASSWORD if set (for scripts), else from a prompt."""
     import getpass
 
@@ -190,8 +203,14 @@ def _user(args) -> int:
     return 0
 
 
-def _generate(args) -> None:
-    from collect.generate import generate
+def _generate(args: argparse.Namespace) -> None:
+    from collect.generate import generate, generate_realistic
 
-    generate(args.output, args.rows, seed=args.seed)
+    if args.realistic:
+        line_end = "\r\n" if args.crlf else "\n"
+        generate_realistic(
+            args.output, args.rows, seed=args.seed, line_end=line_end, bad_every=args.bad_every
+        )
+    else:
+        generate(args.output, args.rows, seed=args.seed)
     print(f"wrote {args.rows} responses to {args.output}")

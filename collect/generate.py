@@ -62,3 +62,57 @@ def generate(path: Path, rows: int, *, seed: int = 0, start: datetime | None = N
                     f"https://example.org/{rng.choice(REFERRERS)}?campaign={rng.randrange(10**6)}",
                 ]
             )
+
+
+# Form responses the way people really type them: about 140 bytes a row, every 7th answer
+# with a quoted comma and quotes, every 11th over two lines, places in many scripts, and,
+# if asked, a row with a date nobody can read every `bad_every` rows.
+REALISTIC_COLUMNS = ["id", "submitted_at", "name", "email", "city", "rating", "answer"]
+REALISTIC_COLUMNS += ["device", "consent"]
+PEOPLE = ["Åsa Lindqvist", "José Muñoz", "Zoë Brontë", "Łukasz Wójcik", "李娜", "Nguyễn Văn An"]
+PEOPLE += ["Mary O'Neil", "Ana-María Pérez", "Kofi Mensah", "Chloé Dubois", "Jürgen Weiß"]
+CITIES = ["Zürich", "São Paulo", "東京", "Kraków", "Reykjavík", "Montréal", "Αθήνα", "Lagos"]
+CITIES += ["Москва", "Cork", "Ciudad de México", "Nuuk"]
+ANSWERS = ["fine", "ok", "quick and easy", "no comment", "too long", "would recommend"]
+ANSWERS += ["", "N/A", "the page was slow", "loved the new design"]
+DEVICES = ["Mozilla/5.0 (iPhone; CPU iPhone OS 17_4)", "Mozilla/5.0 (Windows NT 10.0; Win64)"]
+DEVICES += ["Mozilla/5.0 (X11; Linux x86_64)", "Mozilla/5.0 (Linux; Android 14; Pixel 8)"]
+
+
+def generate_realistic(
+    path: Path,
+    rows: int,
+    *,
+    seed: int = 0,
+    line_end: str = "\n",
+    bad_every: int = 0,
+) -> None:
+    """Write `rows` realistic responses to `path`, lines ending in `line_end`."""
+    rng = random.Random(seed)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out, lineterminator=line_end)
+        writer.writerow(REALISTIC_COLUMNS)
+        for number in range(1, rows + 1):
+            moment = start - timedelta(seconds=rng.randrange(365 * 24 * 3600))
+            answer = rng.choice(ANSWERS)
+            if number % 7 == 0:
+                answer += ', with "quotes", commas'
+            if number % 11 == 0:
+                answer += f"{line_end}and a second line"
+            stamp = moment.strftime("%Y-%m-%dT%H:%M:%S+01:00" if number % 3 else "%Y-%m-%d %H:%M")
+            if bad_every and number % bad_every == 0:
+                stamp = "last Tuesday"
+            writer.writerow(
+                [
+                    number,
+                    stamp,
+                    rng.choice(PEOPLE),
+                    f"user{rng.randrange(10**6)}@mail{rng.randrange(100)}.example.com",
+                    rng.choice(CITIES),
+                    rng.randrange(1, 6),
+                    answer,
+                    rng.choice(DEVICES),
+                    rng.choice(("yes", "no")),
+                ]
+            )
