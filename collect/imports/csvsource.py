@@ -49,6 +49,7 @@ class Block:
     raw: bytes | None = None
     count: int = 0  # good records, whether or not `rows` holds them
     has_blank_lines: bool = False
+    line_end: str = "\n"  # how its last line ends: "\n", "\r\n" or "\r"
     # The first and last dates (YYYY-MM-DD, as written) of its records' timestamps.
     first_day: str | None = None
     last_day: str | None = None
@@ -159,6 +160,7 @@ class CsvSource:
             self.pending = data[used:] + self.pending
         if only_check:
             block.raw = data[:used]
+        block.line_end = _line_end(data[:used])
         self.offset += used
         self.line += lines
         return block
@@ -269,6 +271,12 @@ class _LinesDone:
     """How many lines of a chunk complete records have used, kept across a csv.Error."""
 
     lines = 0
+
+
+def _line_end(data: bytes) -> str:
+    if data.endswith(b"\r\n"):
+        return "\r\n"
+    return "\r" if data.endswith(b"\r") else "\n"
 
 
 def _decode(data: bytes) -> tuple[str, bool]:

@@ -9,6 +9,7 @@ everything that is one database's own lives in its store and nowhere else.
 
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Protocol
+from uuid import UUID
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -19,6 +20,7 @@ class RecordBlock(Protocol):
     rows: list[list[Any]]  # the values; with `numbers_rows`, each ends with its file line
     raw: bytes | None  # the block's CSV bytes, when `takes_as_is` accepted them
     count: int  # how many records, whether or not `rows` holds them
+    line_end: str  # how the file's lines end there ("\n", "\r\n" or "\r")
 
 
 # A batch's blocks from its start: raw bytes allowed (True) or not. Called again after the
@@ -27,9 +29,9 @@ Batch = Callable[[bool], Iterable[RecordBlock]]
 
 
 class TimeFilter(NamedTuple):
-    """Rows whose value in column `index` (0-based) is a timestamp in [start, end) µs."""
+    """Rows whose value in `column` (0-based) is a timestamp in [start, end) µs."""
 
-    index: int
+    column: int
     start: int
     end: int
 
@@ -95,8 +97,8 @@ class SegmentStore:
         """Called for every new database connection (SQL functions the store needs)."""
 
 
-def segment_table(job_id: Any) -> str:
-    """The table of an import job's segment; `job_id` is its UUID."""
+def segment_table(job_id: UUID) -> str:
+    """The table of an import job's segment."""
     return f"segment_{job_id.hex}"
 
 

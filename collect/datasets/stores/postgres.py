@@ -27,6 +27,9 @@ from collect.timestamps import FIRST_MOMENT, LAST_MOMENT, moment_iso
 
 log = logging.getLogger(__name__)
 MAX_COLUMNS = 1600  # a table's hard limit, `line` included
+# Batches refused in a row before a file's bytes are no longer offered as they are (a file
+# whose line ends change from line to line would otherwise be sent twice over).
+MAX_REFUSALS_IN_A_ROW = 3
 _END_OF_COPY = re.compile(r"^\\\.\r?$", re.MULTILINE)  # COPY stops reading at a "\." line
 _QUOTED_FIELD = re.compile(r'"[^"]*(?:""[^"]*)*"')
 
@@ -94,7 +97,7 @@ class PostgresStore(SegmentStore):
         parameters: list[object] = [after_line, up_to_line]
         if timestamp is not None:
             column = sql.SQL("{}::timestamptz").format(  # sessions are UTC: naive means UTC
-                sql.Identifier(value_columns(timestamp.index + 1)[-1])
+                sql.Identifier(value_columns(timestamp.column + 1)[-1])
             )
             # A bound past what a date-time can hold bounds nothing (to 9999-12-31, say).
             if timestamp.start > FIRST_MOMENT:
@@ -127,14 +130,13 @@ class CopyLoader:
     they are, else the parsed rows written out again as CSV."""
 
     def __init__(self, table: str, width: int) -> None:
-        self.width = width
         names = sql.SQL(", ").join(sql.Identifier(name) for name in value_columns(width))
         self.copy_sql = _text(
             sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, FORCE_NOT_NULL ({}))").format(
                 sql.Identifier(table), names, names
             )
         )
-        self.as_is = True
+        self.refused_in_a_row = 0
 
     def load(self, batch: Batch) -> None:
         try:
@@ -146,26 +148,32 @@ class CopyLoader:
             raise
 
     def _load_with_fallback(self, batch: Batch) -> None:
-        if not self.as_is:
-            self._copy(batch(False))
+        if self.refused_in_a_row >= MAX_REFUSALS_IN_A_ROW:
+            self._copy(batch(False))  # the file's bytes keep being refused: stop offering them
             return
         try:
             with transaction.atomic():  # a savepoint: a refused COPY takes only this batch
                 self._copy(batch(True))
+            self.refused_in_a_row = 0
         except DataError as error:  # the bytes, not the connection: that is no DataError
             # PostgreSQL read some block differently from Python (mixed line ends, say): do
-            # this batch again from Python's own reading, and the rest of the file too.
-            log.warning("COPY refused a file's bytes (%s); re-encoding its records", error)
-            self.as_is = False
+            # this batch again from Python's own reading; the next one is offered as is.
+            log.warning("COPY refused a file's bytes (%s); re-encoding this batch", error)
+            self.refused_in_a_row += 1
             self._copy(batch(False))
 
     def _copy(self, blocks: Iterable[RecordBlock]) -> None:
         sent = 0
+        line_end = None  # COPY takes the first line's line end and refuses any other
         with connection.cursor() as cursor:
             # Django wraps execute()'s errors, not COPY's: make them Django's too.
             with connection.wrap_database_errors, cursor.copy(self.copy_sql) as copy:
                 for block in blocks:
-                    copy.write(_as_csv(block.rows, self.width) if block.raw is None else block.raw)
+                    line_end = line_end or block.line_end
+                    if block.raw is None:
+                        copy.write(_as_csv(block.rows, line_end))
+                    else:
+                        copy.write(block.raw)
                     sent += block.count
             if cursor.rowcount != sent:  # COPY read the CSV otherwise than Python did
                 raise DataError(f"COPY stored {cursor.rowcount} rows of {sent}")
@@ -187,12 +195,11 @@ def reads_alike(text: str) -> bool:
     return True
 
 
-def _as_csv(rows: list[list], width: int) -> str:
-    # CRLF line ends make csv quote any field holding a CR or an LF, as COPY requires; a
-    # single column is always quoted, or a value "\." would end COPY's input.
+def _as_csv(rows: list[list], line_end: str) -> str:
+    # Every field quoted: a CR or LF in a value is then data whatever the line ends, and a
+    # value "\\." cannot end COPY's input.
     buffer = io.StringIO()
-    quoting = csv.QUOTE_ALL if width == 1 else csv.QUOTE_MINIMAL
-    csv.writer(buffer, lineterminator="\r\n", quoting=quoting).writerows(rows)
+    csv.writer(buffer, lineterminator=line_end, quoting=csv.QUOTE_ALL).writerows(rows)
     return buffer.getvalue()
 
 

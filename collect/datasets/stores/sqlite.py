@@ -58,7 +58,7 @@ class SqliteStore(SegmentStore):
         where = "line > %s AND line <= %s"
         parameters = [after_line, up_to_line]
         if timestamp is not None:
-            column = f"collect_timestamp({_quoted(value_columns(timestamp.index + 1)[-1])})"
+            column = f"collect_timestamp({_quoted(value_columns(timestamp.column + 1)[-1])})"
             where += f" AND {column} >= %s AND {column} < %s"
             parameters += [timestamp.start, timestamp.end]
         with connection.cursor() as cursor:

@@ -1,0 +1,74 @@
+"""The PostgreSQL store's fast path: blocks whose bytes COPY reads as Python did go in as they
+are, the others are written out again, in one COPY stream, and nothing is refused. Collected
+only when the suite runs on PostgreSQL."""
+
+import logging
+
+import pytest
+from django.test import override_settings
+
+from collect.datasets.stores import postgres
+from collect.imports import csvsource
+from collect.jobs.runner import run_job
+from collect.jobs.states import Status
+from tests.conftest import segment_rows
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+GOOD = [["{n}", "2025-06-01T10:00:00+02:00", "plain {n}"], ["{n}", "2025-06-02", 'a "quoted", one']]
+# Each of these sends its block down the path that writes the rows out again.
+ODD = [
+    ["{n}", "2025-06-03", 'bare"quote'],  # a quote inside an unquoted field
+    ["{n}", "2025-06-04", "two\nlines and a lone \r here"],
+    ["{n}", "not a date", "rejected"],
+]
+
+
+def mixed_file(line_end: str, rows: int) -> tuple[bytes, list[list[str]]]:
+    lines, kept = [f"id,submitted_at,note{line_end}"], []
+    for n in range(rows):
+        shape = ODD[n // 40 % len(ODD)] if n % 120 in range(80, 81) else GOOD[n % 2]
+        values = [cell.replace("{n}", str(n)) for cell in shape]
+        if shape is ODD[0]:
+            lines.append(",".join(values) + line_end)
+        else:
+            lines.append(",".join(_quoted(value) for value in values) + line_end)
+        if values[1] != "not a date":
+            kept.append(values)
+        if n % 500 == 0:
+            lines.append(line_end)  # a blank line: no record
+        if n % 700 == 0:
+            lines.append(f"\\.{line_end}")  # COPY's end of data, as a (rejected) record
+    return "".join(lines).encode(), kept
+
+
+def _quoted(value: str) -> str:
+    if any(character in value for character in ',"\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+@override_settings(COLLECT_BATCH_ROWS=700)
+def test_a_file_of_mixed_blocks_imports_exactly_on_the_fast_path(
+    start_import, monkeypatch, caplog, line_end
+):
+    monkeypatch.setattr(csvsource, "BLOCK_BYTES", 2048)  # many blocks in every batch
+    taken_as_is = []
+    reads_alike = postgres.PostgresStore.takes_as_is
+    monkeypatch.setattr(
+        postgres.PostgresStore,
+        "takes_as_is",
+        lambda store, text: reads_alike(store, text) and (taken_as_is.append(text) or True),
+    )
+    content, kept = mixed_file(line_end, 3000)
+    with caplog.at_level(logging.WARNING):
+        job = run_job(start_import(content, on_error="skip").pk, worker="test-worker")
+    assert job.status == Status.COMPLETED, job.error
+    assert [list(row[2:]) for row in segment_rows(job)] == kept
+    assert job.rows_rejected == 3000 - len(kept) + len(range(0, 3000, 700))
+    assert "COPY refused" not in caplog.text
+    # Blocks went in as they were to the end of the file, between those written out again.
+    assert len(taken_as_is) >= 25
+    last_rows = taken_as_is[-1].splitlines()
+    assert int(last_rows[-1].split(",")[0]) > 2_800
