@@ -1,11 +1,20 @@
+"""What every tier shares: the rules of the run, and the helpers and fixtures of the tests
+that run in-process (tests/unit, tests/integration). Test modules import helpers from here
+or from tests/factories.py, never from each other."""
+
+import base64
 import csv
 import io
+import json
 import os
+import queue
+import time
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
+from django.conf import settings
 from django.db import connection
+from django.test import override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -14,11 +23,16 @@ from collect.datasets.stores import segment_table
 from collect.datasets.stores.base import value_columns
 from collect.imports.params import ImportParams
 from collect.imports.services import import_start
+from collect.jobs import dispatch
 from collect.timestamps import parse_timestamp
+from tests.factories import user_factory
 
-# Tests of what only PostgreSQL has are not collected on SQLite (rather than skipped).
+# Tests of what only PostgreSQL has are not collected on SQLite (rather than skipped),
+# wherever they are under tests/.
 collect_ignore_glob = (
-    [] if os.environ.get("DATABASE_URL", "").startswith("postgres") else ["test_postgres_*.py"]
+    []
+    if os.environ.get("DATABASE_URL", "").startswith("postgres")
+    else ["test_postgres_*.py", "*/test_postgres_*.py"]
 )
 
 # A skipped test hides missing behaviour: the suite's own run (tests/run.py) fails on any.
@@ -36,27 +50,63 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing():
+    """PBKDF2 takes half a second a password, by design; the tests make and check dozens."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
+# Users and their API clients.
+
+
 @pytest.fixture
 def user(db):
-    return get_user_model().objects.create_user("alice", password="secret-alice")
+    return user_factory("alice", password="secret-alice")
 
 
 @pytest.fixture
 def other_user(db):
-    return get_user_model().objects.create_user("bob", password="secret-bob")
+    return user_factory("bob", password="secret-bob")
+
+
+def client_for(user) -> APIClient:
+    """An API client that authenticates as `user` with its token."""
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
 
 
 @pytest.fixture
 def api(user):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+    return client_for(user)
+
+
+# Files and uploads.
 
 
 def csv_bytes(rows: list[list[str]], *, lineterminator: str = "\r\n") -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator=lineterminator).writerows(rows)
     return buffer.getvalue().encode("utf-8")
+
+
+def upload_file(api, content: bytes, *, field: str = "file", name: str = "form.csv", **fields):
+    """POST /api/upload-file/ of `content` as a multipart file, with extra form `fields`."""
+    document = io.BytesIO(content)
+    document.name = name
+    return api.post("/api/upload-file/", {field: document, **fields}, format="multipart")
+
+
+# The headers of a tus request, and the content type of its chunks.
+TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
+TUS_CHUNK = "application/offset+octet-stream"
+
+
+def tus_metadata(**values: str) -> str:
+    """An Upload-Metadata header: each key with its value in base64."""
+    return ",".join(f"{key} {base64.b64encode(v.encode()).decode()}" for key, v in values.items())
 
 
 @pytest.fixture
@@ -75,6 +125,9 @@ def start_import(tmp_path, user):
         )
 
     return start
+
+
+# What jobs wrote.
 
 
 def segment_exists(job) -> bool:
@@ -100,3 +153,66 @@ def segment_rows(job) -> list[tuple]:
         )
         for line, *values in rows
     ]
+
+
+# Wake-ups sent to workers.
+
+
+class SentWakeups:
+    """The wake-ups the dispatcher of this run has sent since the fixture began: the job ids
+    in the in-process queue (embedded), or the messages in the broker's queue (Celery)."""
+
+    def __init__(self) -> None:
+        self.dispatcher = dispatch.dispatcher()
+        if isinstance(self.dispatcher, dispatch.CeleryDispatcher):
+            import redis
+
+            self.broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+            self.queue = settings.CELERY_TASK_DEFAULT_QUEUE
+            self.before = self.broker.llen(self.queue)
+        else:
+            self._drain()  # what earlier tests queued
+
+    def _drain(self) -> list[str]:
+        ids = []
+        while True:
+            try:
+                ids.append(str(self.dispatcher.queue.get_nowait()))
+            except queue.Empty:
+                return ids
+
+    def job_ids(self, *, expected: int, timeout: float = 10.0) -> list[str]:
+        """The ids woken so far, in order, once there are `expected` of them (the Celery
+        dispatcher sends from a thread of its own) or `timeout` has passed."""
+        if not isinstance(self.dispatcher, dispatch.CeleryDispatcher):
+            return self._drain()
+        deadline = time.monotonic() + timeout
+        while self.broker.llen(self.queue) - self.before < expected:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        ids = []
+        for raw in reversed(self._sent_messages()):  # pushed on the left: the newest first
+            message = json.loads(raw)
+            assert message["headers"]["task"] == dispatch.CeleryDispatcher.TASK, message
+            args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+            assert kwargs == {}, message
+            ids += args
+        return ids
+
+    def _sent_messages(self) -> list[bytes]:
+        sent = self.broker.llen(self.queue) - self.before
+        return self.broker.lrange(self.queue, 0, sent - 1) if sent > 0 else []
+
+    def forget(self) -> None:
+        """Take the messages this test sent off the broker: no worker reads that queue."""
+        if isinstance(self.dispatcher, dispatch.CeleryDispatcher):
+            for raw in self._sent_messages():
+                self.broker.lrem(self.queue, 1, raw)
+
+
+@pytest.fixture
+def sent_wakeups():
+    wakeups = SentWakeups()
+    yield wakeups
+    wakeups.forget()
