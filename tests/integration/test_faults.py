@@ -1,21 +1,15 @@
-"""Faults that are nobody's input's: how the runner tells them from the input's faults, what
-it does with a job that keeps crashing, and files wider than the database can hold.
-Runs on whichever database the suite runs on."""
+"""Faults that are nobody's input's: what the runner does with a job that keeps crashing,
+and files wider than the database can hold. Runs on whichever database the suite runs on.
+Which errors are faults of the machinery is in tests/unit/test_fault_classification.py."""
 
-import errno
-import io
-import sqlite3
 import time
 from datetime import timedelta
 
-import psycopg
 import pytest
-from django import db
 from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from collect import faults
 from collect.datasets.stores import segment_store
 from collect.files import upload_path
 from collect.jobs import services
@@ -24,68 +18,13 @@ from collect.jobs.runner import lease_renewed, run_job
 from collect.jobs.services import LEASE_LOST_ERROR
 from collect.jobs.states import Status
 from collect.jobs.sweeper import sweep
-from tests.conftest import csv_bytes, segment_exists
+from tests.conftest import TUS, csv_bytes, segment_exists, upload_file
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
+# A run that crashes hands its job back on a fresh connection (collect.jobs.runner), which
+# only a test whose transactions really commit survives.
+CRASHES = pytest.mark.django_db(transaction=True)
 WORKER = "test-worker"
-TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
-
-
-def wrapped(error: Exception, wrapper: type[Exception]) -> Exception:
-    """`error` as Django raises it: its own class, caused by the driver's."""
-    try:
-        try:
-            raise error
-        except Exception as cause:
-            raise wrapper(str(cause)) from cause
-    except Exception as outer:
-        return outer
-
-
-@pytest.mark.parametrize(
-    "error",
-    [
-        OSError(errno.ENOSPC, "No space left on device"),
-        sqlite3.OperationalError("database is locked"),
-        sqlite3.OperationalError("database or disk is full"),
-        wrapped(psycopg.OperationalError("the connection is closed"), db.OperationalError),
-        db.InterfaceError("connection already closed"),
-        ConnectionResetError(),
-    ],
-    ids=repr,
-)
-def test_faults_of_the_machinery_are_transient(error):
-    assert faults.is_transient(error)
-
-
-@pytest.mark.parametrize(
-    "error",
-    [
-        ValueError("a bug"),
-        IsADirectoryError(errno.EISDIR, "Is a directory"),
-        sqlite3.OperationalError("no such table: segment_x"),
-        wrapped(psycopg.errors.BadCopyFileFormat("extra data"), db.DataError),
-        wrapped(psycopg.errors.ProgramLimitExceeded("row is too big"), db.OperationalError),
-    ],
-    ids=repr,
-)
-def test_other_errors_are_not(error):
-    assert not faults.is_transient(error)
-
-
-def test_a_database_locked_past_its_busy_timeout_is_transient(tmp_path):
-    path = tmp_path / "locked.sqlite3"
-    holder, waiter = sqlite3.connect(path), sqlite3.connect(path, timeout=0.01)
-    holder.execute("CREATE TABLE t (x)")
-    holder.execute("BEGIN EXCLUSIVE")
-    try:
-        with pytest.raises(sqlite3.OperationalError) as raised:
-            waiter.execute("INSERT INTO t VALUES (1)")
-    finally:
-        holder.close()
-        waiter.close()
-    assert faults.is_transient(raised.value)
-    assert faults.is_database_unreachable(raised.value)
 
 
 def responses(rows: int = 20) -> bytes:
@@ -101,6 +40,7 @@ def wait_is_over(job: Job) -> None:
     sweep()
 
 
+@CRASHES
 @override_settings(COLLECT_MAX_CRASHES=3)
 def test_a_job_that_keeps_crashing_fails_naming_the_last_error(start_import):
     job = start_import(responses())
@@ -128,6 +68,7 @@ def test_a_job_that_keeps_crashing_fails_naming_the_last_error(start_import):
         stored.rmdir()
 
 
+@CRASHES
 @override_settings(COLLECT_MAX_CRASHES=2, COLLECT_BATCH_ROWS=5)
 def test_crashes_are_counted_only_in_a_row_at_the_same_point(start_import):
     job = start_import(responses(20))
@@ -150,9 +91,7 @@ def test_crashes_are_counted_only_in_a_row_at_the_same_point(start_import):
 
 
 def upload(api, content: bytes):
-    document = io.BytesIO(content)
-    document.name = "wide.csv"
-    return api.post("/api/upload-file/", {"file": document}, format="multipart")
+    return upload_file(api, content, name="wide.csv")
 
 
 def wide_file(columns: int) -> bytes:
@@ -204,6 +143,7 @@ def test_a_nul_in_a_row_is_the_inputs_fault_on_every_database(start_import, on_e
         assert (job.status, job.rows_done, job.rows_rejected) == (Status.COMPLETED, 2, 1)
 
 
+@pytest.mark.django_db(transaction=True)  # the lease is renewed from another thread
 @override_settings(COLLECT_LEASE_SECONDS=0.3)
 def test_a_run_keeps_its_lease_while_it_opens_however_long_that_takes(start_import):
     """Opening can take longer than a lease (a gzip file is read from its start up to the

@@ -1,15 +1,13 @@
 """The CSV reader of the import path: exact values, line numbers, rejects and resumability."""
 
-import csv
 import io
 import random
 
 import pytest
 
-from collect.datasets.stores.postgres import reads_alike
 from collect.imports import csvsource
 from collect.imports.csvsource import CsvSource, HeaderError, read_header
-from collect.timestamps import parse_timestamp
+from tests.conftest import csv_bytes
 
 NASTY = [
     ["id", "text", "note"],
@@ -19,12 +17,6 @@ NASTY = [
     ["4", "ünïcödé ✓ 日本", "=1+2"],
     ["5", '"', ","],
 ]
-
-
-def encode(rows, lineterminator="\r\n") -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator=lineterminator).writerows(rows)
-    return buffer.getvalue().encode("utf-8")
 
 
 def read_all(data: bytes, *, timestamp_index=None, offset=None, line=None):
@@ -48,7 +40,7 @@ def read_all(data: bytes, *, timestamp_index=None, offset=None, line=None):
 
 @pytest.mark.parametrize("lineterminator", ["\r\n", "\n"])
 def test_values_come_back_exactly_as_written(lineterminator):
-    rows, rejects, _ = read_all(encode(NASTY, lineterminator))
+    rows, rejects, _ = read_all(csv_bytes(NASTY, lineterminator=lineterminator))
     assert rejects == []
     assert [row[:3] for row in rows] == NASTY[1:]
     assert [row[3] for row in rows] == [2, 3, 6, 7, 8]  # the line where each record starts
@@ -68,14 +60,14 @@ def test_the_block_size_changes_nothing(monkeypatch, block_bytes):
         text = "".join(rng.choice('ab,"\n\r é') for _ in range(rng.randrange(12)))
         table.append([str(number), text, f"2024-05-{1 + number % 28:02d}T10:00:00Z"])
     monkeypatch.setattr(csvsource, "BLOCK_BYTES", block_bytes)
-    rows, rejects, _ = read_all(encode(table), timestamp_index=2)
+    rows, rejects, _ = read_all(csv_bytes(table), timestamp_index=2)
     assert rejects == []
     assert [row[:3] for row in rows] == table[1:]
 
 
 def test_reading_again_from_any_checkpoint_gives_the_remaining_rows(monkeypatch):
     monkeypatch.setattr(csvsource, "BLOCK_BYTES", 50)
-    data = encode(NASTY * 20)  # repeated header rows are plain records here
+    data = csv_bytes(NASTY * 20)  # repeated header rows are plain records here
     rows, _, checkpoints = read_all(data)
     for offset, line, rows_before in checkpoints:
         rest, _, _ = read_all(data, offset=offset, line=line)
@@ -107,15 +99,6 @@ def test_bad_records_are_rejected_with_their_line_and_reason():
     ]
 
 
-def test_timestamps_are_parsed_to_microseconds_in_utc():
-    assert parse_timestamp("1970-01-01T00:00:01Z") == 1_000_000
-    assert parse_timestamp("1970-01-01T01:00:01+01:00") == 1_000_000
-    assert parse_timestamp("1970-01-01 00:00:00.5") == 500_000  # naive means UTC
-    assert parse_timestamp("1970-01-02") == 86_400_000_000
-    with pytest.raises(ValueError):
-        parse_timestamp("yesterday")
-
-
 def test_a_row_with_a_bad_timestamp_is_rejected():
     data = b"id,submitted_at\n1,2024-01-01T00:00:00Z\n2,soon\n3,\n"
     rows, rejects, _ = read_all(data, timestamp_index=1)
@@ -142,25 +125,3 @@ def test_a_row_with_a_bad_timestamp_is_rejected():
 def test_an_unusable_header_is_refused(data, message):
     with pytest.raises(HeaderError, match=message):
         read_header(io.BytesIO(data))
-
-
-@pytest.mark.parametrize(
-    ("text", "alike"),
-    [
-        ('1,"a,b",c\r\n2,"say ""hi""",d\r\n', True),
-        ('1,"",""\n', True),
-        ('1,ab"c,d\n', False),  # Python keeps the quote; PostgreSQL would start quoting
-        ('1,ab"c\n2,"x"\n3,"y"\n', False),
-        ('1,"x"\n2,ab"c\n', False),
-        ("1,2\n\\.\n3,4\n", False),  # PostgreSQL's end-of-data line
-        ("1,a\\.b\n", True),
-    ],
-)
-def test_postgres_reads_alike(text, alike):
-    assert reads_alike(text) is alike
-
-
-def test_timestamps_outside_iso_extended_format_are_refused():
-    for value in ["20240105T101112", "2024-W01-1", "2024-005", "2024-01-05T10:11:12.1234567"]:
-        with pytest.raises(ValueError):
-            parse_timestamp(value)
