@@ -1,33 +1,25 @@
 """The HTTP API in-process: status codes, the job's JSON shape, ownership, bad input."""
 
 import gzip
-import io
+from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import override_settings
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from collect.jobs.models import Job
 from collect.jobs.runner import run_job
-from collect.jobs.states import Status
-from tests.conftest import csv_bytes
+from collect.jobs.states import Kind, Status
+from tests.conftest import TUS, client_for, csv_bytes, upload_file
+from tests.factories import dataset_factory, job_factory, user_factory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 DATA = csv_bytes([["id", "submitted_at"], ["1", "2024-01-01"], ["2", "2024-01-02"]])
 
 
-def upload(api, content: bytes = DATA, field: str = "file", name="form.csv", **fields):
-    document = io.BytesIO(content)
-    document.name = name
-    return api.post("/api/upload-file/", {field: document, **fields}, format="multipart")
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+def upload(api, content: bytes = DATA, **options):
+    return upload_file(api, content, **options)
 
 
 @pytest.mark.parametrize("field", ["file", "uploaded_file"])
@@ -88,11 +80,17 @@ def test_an_upload_without_a_file_is_refused(api):
     assert response.json()["detail"] == "file: attach the CSV file as `file`"
 
 
-def test_a_header_that_differs_from_the_dataset_is_refused(api):
-    assert upload(api).status_code == 202
+def test_a_header_that_differs_from_the_dataset_is_refused(api, user):
+    dataset_factory(user, "responses", ["id", "submitted_at"])
     response = upload(api, csv_bytes([["other", "columns"], ["1", "2"]]))
     assert response.status_code == 400
-    assert "does not match the columns of dataset 'responses'" in response.json()["detail"]
+    assert response.json() == {
+        "detail": "the file's header does not match the columns of dataset 'responses': "
+        "expected ['id', 'submitted_at'], found ['other', 'columns']; use another dataset name",
+        "expected": ["id", "submitted_at"],
+        "found": ["other", "columns"],
+    }
+    assert Job.objects.count() == 0
     assert upload(api, csv_bytes([["other"], ["1"]]), dataset="second").status_code == 202
 
 
@@ -104,8 +102,8 @@ def test_an_upload_over_the_limit_is_413(api):
     assert Job.objects.count() == 0
 
 
-def test_control_through_both_paths(api):
-    task_id = upload(api).json()["task_id"]
+def test_control_through_both_paths(api, user):
+    task_id = str(job_factory(user).pk)
     for path, expected in [
         (f"/api/pause/{task_id}/", "paused"),
         (f"/api/pause/{task_id}/", "paused"),  # idempotent
@@ -116,25 +114,33 @@ def test_control_through_both_paths(api):
         (f"/api/tasks/{task_id}/terminate/", "terminated"),
     ]:
         response = api.post(path)
-        assert (path, response.status_code, response.json()["status"]) == (path, 200, expected)
-    job = api.get(f"/api/tasks/{task_id}/").json()
-    assert job["termination_reason"] == "terminated by user" and job["finished_at"]
+        assert (path, response.status_code) == (path, 200)
+        # The answer is the job as it is now, in the database too.
+        assert response.json() == api.get(f"/api/tasks/{task_id}/").json()
+        job = Job.objects.get(pk=task_id)
+        assert (path, response.json()["status"], job.status) == (path, expected, expected)
+        assert (job.paused_at is not None) is (expected == "paused"), path
+    assert (job.termination_reason, job.terminated_by) == ("terminated by user", user)
+    assert job.finished_at is not None
+    assert response.json()["termination_reason"] == "terminated by user"
+    assert response.json()["finished_at"] == job.finished_at.isoformat().replace("+00:00", "Z")
 
 
-def test_a_refused_transition_is_409_naming_the_state(api):
-    task_id = upload(api).json()["task_id"]
-    run_job(task_id, worker="w")
-    for action in ("pause", "terminate"):
-        response = api.post(f"/api/tasks/{task_id}/{action}/")
+@pytest.mark.parametrize("status", [Status.COMPLETED, Status.FAILED])
+def test_a_refused_transition_is_409_naming_the_state(api, user, status):
+    job = job_factory(user, status=status)
+    for action in ("pause", "resume", "terminate"):
+        response = api.post(f"/api/tasks/{job.pk}/{action}/")
         assert response.status_code == 409
         assert response.json() == {
-            "detail": f"cannot {action} a job that is completed",
-            "status": "completed",
+            "detail": f"cannot {action} a job that is {status}",
+            "status": status,
         }
+    assert Job.objects.get(pk=job.pk).status == status
 
 
 def test_another_users_job_is_404_and_staff_see_all(api, user, other_user):
-    task_id = upload(api).json()["task_id"]
+    task_id = str(job_factory(user).pk)
     bob = client_for(other_user)
     for method, path in [
         ("get", f"/api/tasks/{task_id}/"),
@@ -146,32 +152,70 @@ def test_another_users_job_is_404_and_staff_see_all(api, user, other_user):
     assert bob.get("/api/tasks/").json()["count"] == 0
     assert Job.objects.get(pk=task_id).status == Status.QUEUED
 
-    staff = get_user_model().objects.create_user("root", is_staff=True)
-    assert client_for(staff).get(f"/api/tasks/{task_id}/").status_code == 200
+    staff = client_for(user_factory("root", is_staff=True))
+    assert staff.get(f"/api/tasks/{task_id}/").json()["task_id"] == task_id
+    assert [job["task_id"] for job in staff.get("/api/tasks/").json()["results"]] == [task_id]
 
 
 @pytest.mark.parametrize("task_id", ["not-a-uuid", "123", "00000000-0000-0000-0000-000000000000"])
 def test_unknown_or_malformed_task_ids_are_404(api, task_id):
-    assert api.get(f"/api/tasks/{task_id}/").status_code == 404
-    assert api.post(f"/api/pause/{task_id}/").status_code == 404
+    for response in (api.get(f"/api/tasks/{task_id}/"), api.post(f"/api/pause/{task_id}/")):
+        assert response.status_code == 404
+        assert response.json() == {"detail": f"no task {task_id}"}
 
 
-def test_requests_without_credentials_are_refused(db):
-    assert APIClient().get("/api/tasks/").status_code in (401, 403)
-    assert APIClient().post("/api/upload-file/").status_code in (401, 403)
+def test_requests_without_credentials_are_401(user):
+    job = job_factory(user)
+    anonymous = APIClient()
+    for method, path in [
+        ("get", "/api/tasks/"),
+        ("get", f"/api/tasks/{job.pk}/"),
+        ("post", "/api/upload-file/"),
+        ("post", f"/api/pause/{job.pk}/"),
+        ("post", f"/api/tasks/{job.pk}/terminate/"),
+        ("post", "/api/exports/"),
+    ]:
+        response = getattr(anonymous, method)(path, **TUS)
+        assert (path, response.status_code) == (path, 401)
+        assert response.json() == {"detail": "Authentication credentials were not provided."}
+        assert response["WWW-Authenticate"] == "Token"
+    assert Job.objects.get(pk=job.pk).status == Status.QUEUED
 
 
-def test_the_task_list_is_newest_first_paginated_and_filtered(api):
-    ids = [upload(api).json()["task_id"] for _ in range(3)]
-    api.post(f"/api/pause/{ids[0]}/")
+def test_a_wrong_token_is_401(user):
+    stranger = APIClient()
+    stranger.credentials(HTTP_AUTHORIZATION="Token not-a-token")
+    response = stranger.get("/api/tasks/")
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid token."}
+
+
+def test_the_task_list_is_newest_first_paginated_and_filtered(api, user, other_user):
+    start = timezone.now() - timedelta(hours=1)
+    statuses = [Status.PAUSED, Status.QUEUED, Status.COMPLETED]
+    ids = [
+        str(job_factory(user, status=status, created_at=start + timedelta(minutes=n)).pk)
+        for n, status in enumerate(statuses)
+    ]
+    export = str(job_factory(user, Kind.EXPORT, created_at=start + timedelta(minutes=5)).pk)
+    job_factory(other_user)  # not alice's
     listing = api.get("/api/tasks/").json()
-    assert listing["count"] == 3
-    assert [job["task_id"] for job in listing["results"]] == ids[::-1]
+    assert listing["count"] == 4
+    assert [job["task_id"] for job in listing["results"]] == [export, *ids[::-1]]
     paused = api.get("/api/tasks/?status=paused").json()["results"]
     assert [job["task_id"] for job in paused] == [ids[0]]
-    assert api.get("/api/tasks/?kind=export").json()["count"] == 0
-    assert api.get("/api/tasks/?status=sleeping").status_code == 400
-    assert api.get("/api/tasks/?kind=other").status_code == 400
+    exports = api.get("/api/tasks/?kind=export").json()
+    assert (exports["count"], exports["results"][0]["task_id"]) == (1, export)
+    imports = api.get("/api/tasks/?kind=import&status=completed").json()["results"]
+    assert [job["task_id"] for job in imports] == [ids[2]]
+    refused = api.get("/api/tasks/?status=sleeping")
+    assert refused.status_code == 400
+    assert refused.json()["detail"].startswith("unknown status 'sleeping'; one of queued, ")
+    refused = api.get("/api/tasks/?kind=other")
+    assert (refused.status_code, refused.json()) == (
+        400,
+        {"detail": "unknown kind 'other'; one of import, export"},
+    )
 
 
 def test_rejected_rows_download_as_csv(api):
