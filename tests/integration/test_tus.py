@@ -9,24 +9,26 @@ from datetime import timedelta
 import pytest
 from django.test import override_settings
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from collect.files import upload_path
 from collect.jobs.models import Job
 from collect.jobs.runner import run_job
 from collect.uploads.models import Upload
 from collect.uploads.services import upload_sweep
-from tests.conftest import csv_bytes
-from tests.test_api import client_for
+from tests.conftest import TUS, client_for, csv_bytes
+from tests.conftest import TUS_CHUNK as CHUNK
+from tests.conftest import tus_metadata as metadata
+from tests.factories import dataset_factory, upload_factory
 
-TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
-CHUNK = "application/offset+octet-stream"
+pytestmark = pytest.mark.django_db
 DATA = csv_bytes(
     [["id", "submitted_at", "answer"]] + [[str(i), "2024-05-01", "x"] for i in range(50)]
 )
 
 
-def metadata(**values: str) -> str:
-    return ",".join(f"{key} {base64.b64encode(v.encode()).decode()}" for key, v in values.items())
+def path_of(upload: Upload) -> str:
+    return f"/api/uploads/{upload.pk}"
 
 
 def create(api, length: int | None = len(DATA), **headers) -> str:
@@ -142,13 +144,14 @@ def test_a_chunk_with_a_matching_checksum_is_kept(api, algorithm):
     assert (response.status_code, response["Upload-Offset"]) == (204, "30")
 
 
-def test_a_chunk_with_a_wrong_checksum_is_460_and_discarded(api):
-    path = create(api)
-    patch(api, path, DATA[:30], 0)
+def test_a_chunk_with_a_wrong_checksum_is_460_and_discarded(api, user):
+    upload = upload_factory(user, DATA[:30], length=len(DATA))
+    path = path_of(upload)
     response = patch(api, path, DATA[30:60], 30, HTTP_UPLOAD_CHECKSUM=checksum("sha1", b"other"))
     assert response.status_code == 460
+    assert response.json() == {"detail": "the chunk's sha1 checksum does not match"}
     assert head(api, path)["Upload-Offset"] == "30"
-    upload = Upload.objects.get()
+    assert Upload.objects.get().offset == 30
     assert upload_path(upload.file_name).read_bytes() == DATA[:30]
 
 
@@ -159,13 +162,13 @@ def test_an_unknown_checksum_algorithm_is_400(api):
     assert head(api, path)["Upload-Offset"] == "0"
 
 
-def test_a_wrong_offset_is_409_and_writes_nothing(api):
-    path = create(api)
-    patch(api, path, DATA[:30], 0)
-    response = patch(api, path, DATA[40:60], 40)
+def test_a_wrong_offset_is_409_and_writes_nothing(api, user):
+    upload = upload_factory(user, DATA[:30], length=len(DATA))
+    response = patch(api, path_of(upload), DATA[40:60], 40)
     assert response.status_code == 409
-    assert head(api, path)["Upload-Offset"] == "30"
-    assert upload_path(Upload.objects.get().file_name).read_bytes() == DATA[:30]
+    assert response.json()["detail"] == "Upload-Offset 40 does not match the upload's offset 30"
+    assert head(api, path_of(upload))["Upload-Offset"] == "30"
+    assert upload_path(upload.file_name).read_bytes() == DATA[:30]
 
 
 def test_a_patch_of_another_type_is_415(api):
@@ -223,42 +226,57 @@ def test_a_malformed_creation_is_400(api, headers):
     assert not Upload.objects.exists()
 
 
-def test_termination_frees_the_bytes_and_the_upload_is_gone(api):
-    path = create(api)
-    patch(api, path, DATA[:30], 0)
-    file = upload_path(Upload.objects.get().file_name)
+def test_termination_frees_the_bytes_and_the_upload_is_gone(api, user):
+    upload = upload_factory(user, DATA[:30], length=len(DATA))
+    path = path_of(upload)
+    file = upload_path(upload.file_name)
     assert file.exists()
     response = api.delete(path, **TUS)
     assert response.status_code == 204
     assert response["Tus-Resumable"] == "1.0.0"
     assert not file.exists()
+    assert Upload.objects.get().state == Upload.State.TERMINATED
     assert head(api, path).status_code == 410
     assert patch(api, path, DATA[30:], 30).status_code == 410
 
 
-def test_only_the_owner_sees_an_upload(api, other_user):
-    path = create(api)
+def test_only_the_owner_sees_an_upload(api, user, other_user):
+    upload = upload_factory(user, DATA[:30], length=len(DATA))
+    path = path_of(upload)
     stranger = client_for(other_user)
     assert head(stranger, path).status_code == 404
     assert patch(stranger, path, DATA[:10], 0).status_code == 404
     assert stranger.delete(path, **TUS).status_code == 404
-    assert head(api, path)["Upload-Offset"] == "0"
+    assert head(api, path)["Upload-Offset"] == "30"
+    assert upload_path(upload.file_name).read_bytes() == DATA[:30]
     assert head(api, "/api/uploads/9b2d6f0e-4f59-4c0e-bd3c-2d1b2a9f7a11").status_code == 404
     assert head(api, "/api/uploads/not-a-uuid").status_code == 404
 
 
-def test_requests_without_credentials_are_refused(client, db):
-    assert client.post("/api/uploads/", HTTP_UPLOAD_LENGTH="10", **TUS).status_code in (401, 403)
+def test_requests_without_credentials_are_401(user):
+    upload = upload_factory(user, DATA[:30], length=len(DATA))
+    anonymous = APIClient()
+    for method, path, headers in [
+        ("POST", "/api/uploads/", {"HTTP_UPLOAD_LENGTH": "10"}),
+        ("HEAD", path_of(upload), {}),
+        ("PATCH", path_of(upload), {"HTTP_UPLOAD_OFFSET": "30"}),
+        ("DELETE", path_of(upload), {}),
+    ]:
+        response = anonymous.generic(method, path, DATA[30:], content_type=CHUNK, **TUS, **headers)
+        assert (method, response.status_code) == (method, 401)
+        assert response["WWW-Authenticate"] == "Token"
+    assert Upload.objects.get().offset == 30
+    assert Upload.objects.count() == 1
 
 
-def test_unfinished_uploads_expire_and_are_cleaned_up(api):
-    path = create(api)
-    patch(api, path, DATA[:30], 0)
-    upload = Upload.objects.get()
+def test_unfinished_uploads_expire_and_are_cleaned_up(api, user):
+    upload = upload_factory(user, DATA[:30], length=len(DATA))
+    path = path_of(upload)
     expires = head(api, path)["Upload-Expires"]
     assert expires.endswith("GMT")  # an HTTP date
     assert upload_sweep() == 0
     assert upload_sweep(now=timezone.now() + timedelta(days=2)) == 1
+    assert Upload.objects.get().state == Upload.State.EXPIRED
     assert not upload_path(upload.file_name).exists()
     assert head(api, path).status_code == 410
 
@@ -299,6 +317,9 @@ def test_concatenating_an_unfinished_partial_upload_is_400(api):
     patch(api, part, DATA[:10], 0)
     response = api.post("/api/uploads/", HTTP_UPLOAD_CONCAT=f"final;{part}", **TUS)
     assert response.status_code == 400
+    part_id = part.rstrip("/").rsplit("/", 1)[1]
+    assert response.json() == {"detail": f"partial upload {part_id} is not complete"}
+    assert Upload.objects.count() == 1
 
 
 def test_method_override_lets_post_act_as_patch_and_delete(api):
@@ -375,9 +396,9 @@ def test_an_upload_whose_import_cannot_start_says_why(api):
     ],
 )
 def test_a_header_the_import_would_refuse_is_refused_at_the_first_chunk(
-    api, start_import, first_chunk, complaint
+    api, user, first_chunk, complaint
 ):
-    start_import(csv_bytes([["id", "submitted_at"], ["1", "2024-01-01"]]), dataset="f")
+    dataset_factory(user, "f", ["id", "submitted_at"])
     meta = metadata(dataset="f", timestamp_column="submitted_at")
     path = create(api, length=10**9, HTTP_UPLOAD_METADATA=meta)
     response = patch(api, path, first_chunk, 0)
