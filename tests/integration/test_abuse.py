@@ -4,25 +4,25 @@ password guessing, formula cells. Each answers a 4xx in the one JSON shape, or i
 with its reason, never a 500."""
 
 import base64
+import csv
 import io
+from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
+from django.utils import timezone
 
 from collect.jobs import selectors, services
 from collect.jobs.models import Job
 from collect.jobs.runner import run_job
-from collect.jobs.states import Status
+from collect.jobs.states import Kind, Status
 from collect.uploads.models import Upload
-from tests.conftest import csv_bytes
+from tests.conftest import TUS, client_for, csv_bytes, upload_file
+from tests.conftest import TUS_CHUNK as CHUNK
+from tests.factories import dataset_factory, job_factory, user_factory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 WORKER = "test-worker"
-TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
-CHUNK = "application/offset+octet-stream"
 DATA = csv_bytes([["id", "submitted_at"], ["1", "2024-01-01"], ["2", "2024-01-02"]])
 
 
@@ -30,17 +30,8 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def token_client(user) -> APIClient:
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
-
-
 def upload(api, content: bytes = DATA, **fields):
-    document = io.BytesIO(content)
-    document.name = "form.csv"
-    return api.post("/api/upload-file/", {"file": document, **fields}, format="multipart")
+    return upload_file(api, content, **fields)
 
 
 def assert_refused(response, status: int = 400, *, saying: str = "") -> dict:
@@ -150,8 +141,6 @@ def test_any_range_a_user_can_type_exports(api, first, last):
 
 
 def downloaded(api, path: str) -> list[list[str]]:
-    import csv
-
     response = api.get(path)
     assert response.status_code == 200
     return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode(), newline="")))
@@ -230,31 +219,41 @@ def test_max_rejects_comes_through_tus_metadata(api):
 
 
 @override_settings(COLLECT_MAX_ACTIVE_JOBS=3)
-def test_a_user_past_the_active_job_limit_gets_429_and_others_do_not(api, other_user):
-    for number in range(3):
-        assert upload(api, DATA, dataset=f"d{number}").status_code == 202
-    body = assert_refused(upload(api, DATA, dataset="d9"), 429, saying="the most allowed")
-    assert body["limit"] == 3
+def test_a_user_past_the_active_job_limit_gets_429_and_others_do_not(api, user, other_user):
+    # Each active state holds a place; a finished job holds none.
+    dataset_factory(user, "d0")
+    paused = job_factory(user, status=Status.PAUSED)
+    for status in (Status.QUEUED, Status.RUNNING, Status.COMPLETED, Status.FAILED):
+        job_factory(user, status=status)
+    full = (
+        "you have 3 jobs queued, running or paused, the most allowed: wait for one to end, "
+        "or terminate one"
+    )
+    body = assert_refused(upload(api, DATA, dataset="d9"), 429, saying=full)
+    assert body == {"detail": full, "limit": 3}
     export = api.post(
         "/api/exports/", {"dataset": "d0", "from": "2024-01-01", "to": "2024-01-02"}, format="json"
     )
-    assert export.status_code == 429
+    assert assert_refused(export, 429) == body
     tus = api.post("/api/uploads/", HTTP_UPLOAD_LENGTH="10", **TUS)
-    assert tus.status_code == 429
-    assert upload(token_client(other_user), DATA).status_code == 202
+    assert assert_refused(tus, 429) == body
+    assert Job.objects.filter(owner=user).count() == 5
+    assert Upload.objects.count() == 0
+    assert upload(client_for(other_user), DATA).status_code == 202
 
-    first = Job.objects.filter(owner__username="alice").order_by("created_at").first()
-    services.job_terminate(job_id=first.pk)  # a place is free again
+    services.job_terminate(job_id=paused.pk)  # a place is free again
     assert upload(api, DATA, dataset="d9").status_code == 202
 
 
-def test_workers_take_the_jobs_of_the_least_busy_user_first(api, other_user):
-    flood = [upload(api, DATA, dataset=f"d{n}").json()["task_id"] for n in range(4)]
+def test_workers_take_the_jobs_of_the_least_busy_user_first(user, other_user):
+    start = timezone.now() - timedelta(hours=1)
+    flood = [job_factory(user, created_at=start + timedelta(minutes=n)).pk for n in range(4)]
     services.job_claim(job_id=flood[0], worker="busy")  # alice has a job running
-    late = upload(token_client(other_user), DATA).json()["task_id"]
+    late = job_factory(other_user, created_at=start + timedelta(minutes=10)).pk
+    job_factory(other_user, Kind.EXPORT, Status.PAUSED)  # not queued: not a candidate
 
-    order = [str(job_id) for job_id in selectors.jobs_fairest_first(limit=10)]
-    assert order == [late, *flood[1:]]  # bob's job first, then alice's, oldest first
+    assert selectors.jobs_fairest_first(limit=10) == [late, *flood[1:]]  # bob's job first,
+    assert selectors.jobs_fairest_first(limit=2) == [late, flood[1]]  # then alice's, oldest first
 
 
 # Guessing passwords.
@@ -262,7 +261,7 @@ def test_workers_take_the_jobs_of_the_least_busy_user_first(api, other_user):
 
 @pytest.fixture
 def page_user(db):
-    return get_user_model().objects.create_user("carol", password="the-right-one")
+    return user_factory("carol", password="the-right-one")
 
 
 def sign_in(client: Client, password: str, address: str = "10.0.0.1"):
@@ -313,12 +312,19 @@ def test_the_throttle_ends_by_itself(page_user):
 def test_a_cross_site_get_export_with_only_a_session_cookie_is_refused(page_user):
     client = Client()
     client.post("/login/", {"username": "carol", "password": "the-right-one"})
-    run_job(upload(token_client(page_user), DATA).json()["task_id"], worker=WORKER)
+    dataset_factory(page_user)
     query = "/api/export/?from_date=2024-01-01&to_date=2024-01-02"
-    assert client.get(query, HTTP_SEC_FETCH_SITE="cross-site").status_code == 403
-    assert client.get(query, HTTP_REFERER="https://evil.example/page").status_code == 403
+    for refused in (
+        client.get(query, HTTP_SEC_FETCH_SITE="cross-site"),
+        client.get(query, HTTP_REFERER="https://evil.example/page"),
+    ):
+        assert assert_refused(refused, 403) == {
+            "detail": "with a session cookie, start exports from this site's page or POST "
+            "/api/exports/; scripts authenticate with a token"
+        }
+    assert Job.objects.filter(kind="export").count() == 0
     assert client.get(query, HTTP_SEC_FETCH_SITE="same-origin").status_code == 202
-    assert token_client(page_user).get(query).status_code == 202  # scripts are not concerned
+    assert client_for(page_user).get(query).status_code == 202  # scripts are not concerned
     assert Job.objects.filter(kind="export").count() == 2
 
 
