@@ -3,6 +3,8 @@ pause and resume without a row twice or missing, terminate, formula cells, visib
 
 import csv
 import io
+import os
+import time
 from datetime import timedelta
 
 import pytest
@@ -15,9 +17,10 @@ from collect.jobs.models import Job
 from collect.jobs.runner import run_job
 from collect.jobs.states import Status
 from collect.jobs.sweeper import sweep
-from tests.conftest import csv_bytes
+from tests.conftest import client_for, csv_bytes, segment_rows
+from tests.factories import job_factory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 WORKER = "test-worker"
 NASTY = [
     ["id", "submitted_at", "text", "note"],
@@ -150,33 +153,53 @@ class WorkerFroze(BaseException):
     pass
 
 
-def test_terminate_removes_the_file(api, start_import):
+def pause_at_once(job) -> None:
+    services.job_pause(job_id=job.pk)
+
+
+@override_settings(COLLECT_BATCH_ROWS=2)
+def test_terminate_removes_the_file(api, start_import, django_capture_on_commit_callbacks):
     imported(start_import, NASTY)
     task_id = export(api, **{"from": "2024-01-01", "to": "2024-01-02"})
-    services.job_pause(job_id=task_id)
-    assert services.job_terminate(job_id=task_id).status == Status.TERMINATED
-    assert not list(export_dir().glob(f"{task_id}.*"))
-    assert api.get(f"/api/tasks/{task_id}/download/").status_code == 409
+    job = run_job(task_id, worker=WORKER, after_batch=pause_at_once)
+    assert (job.status, job.rows_done) == (Status.PAUSED, 2)
+    [written] = export_dir().glob(f"{task_id}.*")
+    with django_capture_on_commit_callbacks(execute=True):  # the files go once it commits
+        job = services.job_terminate(job_id=task_id)
+        assert written.exists()
+    assert job.status == Status.TERMINATED
+    assert not written.exists()
+    response = api.get(f"/api/tasks/{task_id}/download/")
+    assert (response.status_code, response.json()) == (
+        409,
+        {"detail": "the export is terminated, not completed", "status": "terminated"},
+    )
 
 
-def test_imports_not_completed_are_not_exported(api, start_import):
-    imported(start_import, NASTY)
-    start_import(csv_bytes(NASTY))  # queued
-    paused = start_import(csv_bytes(NASTY))
-    services.job_pause(job_id=paused.pk)
-    rows = exported(api, export(api, **{"from": "2000-01-01", "to": "2100-01-01"}))
-    assert len(rows) == 1 + 5
+def test_imports_not_completed_are_not_exported(api, user, start_import):
+    done = imported(start_import, NASTY)
+    job_factory(user, dataset=done.dataset)  # queued
+    started = start_import(csv_bytes(NASTY))
+    with override_settings(COLLECT_BATCH_ROWS=2):  # a batch is a block here: all 5 rows
+        paused = run_job(started.pk, worker=WORKER, after_batch=pause_at_once)
+    assert paused.status == Status.PAUSED  # with its rows written, but not complete
+    assert len(segment_rows(paused)) == paused.rows_done == 5
+    rows = exported(api, export(api, **{"from": "2000-01-01", "to": "2100-01-01", "raw": True}))
+    assert rows == NASTY
 
 
 def test_download_before_completion_is_409_and_another_users_is_404(api, start_import, other_user):
-    from tests.test_api import client_for
-
     imported(start_import, NASTY)
     task_id = export(api, **{"from": "2024-01-01", "to": "2024-01-02"})
     response = api.get(f"/api/tasks/{task_id}/download/")
-    assert response.status_code == 409 and response.json()["status"] == "queued"
+    assert (response.status_code, response.json()) == (
+        409,
+        {"detail": "the export is queued, not completed", "status": "queued"},
+    )
     run_job(task_id, worker=WORKER)
-    assert client_for(other_user).get(f"/api/tasks/{task_id}/download/").status_code == 404
+    response = client_for(other_user).get(f"/api/tasks/{task_id}/download/")
+    assert (response.status_code, response.json()) == (404, {"detail": f"no task {task_id}"})
+    assert exported(api, task_id, run=False)[0] == NASTY[0]
 
 
 def test_the_briefs_export_call(api, start_import):
@@ -207,15 +230,23 @@ def test_a_bad_range_is_400_saying_what_is_wrong(api, start_import, query, messa
 def test_exporting_an_unknown_dataset_or_column_is_refused(api, start_import):
     imported(start_import, NASTY)
     body = {"from": "2024-01-01", "to": "2024-01-02"}
-    assert api.post("/api/exports/", {**body, "dataset": "nope"}, format="json").status_code == 404
+    response = api.post("/api/exports/", {**body, "dataset": "nope"}, format="json")
+    assert (response.status_code, response.json()) == (
+        404,
+        {"detail": "you have no dataset 'nope'"},
+    )
     response = api.post("/api/exports/", {**body, "columns": ["id", "zzz"]}, format="json")
-    assert response.status_code == 400 and "unknown: ['zzz']" in response.json()["detail"]
+    assert (response.status_code, response.json()) == (
+        400,
+        {
+            "detail": "columns must be distinct columns of 'responses'; unknown: ['zzz']",
+            "columns": NASTY[0],
+        },
+    )
+    assert Job.objects.filter(kind="export").count() == 0
 
 
 def test_an_expired_export_file_is_deleted_and_its_download_is_410(api, start_import):
-    import os
-    import time
-
     imported(start_import, NASTY)
     task_id = export(api, **{"from": "2024-01-01", "to": "2024-01-02"})
     exported(api, task_id)
@@ -227,4 +258,6 @@ def test_an_expired_export_file_is_deleted_and_its_download_is_410(api, start_im
         os.utime(path, (two_days_ago, two_days_ago))
     sweep()
     assert not any(path.exists() for path in files)
-    assert api.get(f"/api/tasks/{task_id}/download/").status_code == 410
+    response = api.get(f"/api/tasks/{task_id}/download/")
+    assert response.status_code == 410
+    assert response.json()["detail"].startswith("the export's file has expired")
