@@ -18,8 +18,9 @@ from collect.jobs.states import Status
 from collect.jobs.sweeper import sweep
 from collect.timestamps import parse_timestamp
 from tests.conftest import csv_bytes, segment_exists, segment_rows
+from tests.factories import job_factory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 WORKER = "test-worker"
 ROWS = 1000
 SMALL_BATCHES = override_settings(COLLECT_BATCH_ROWS=100)
@@ -39,10 +40,14 @@ def assert_imported_exactly(job, table: list[list[str]]) -> None:
     assert len({row[0] for row in rows}) == len(rows)  # each record once
 
 
-def test_an_import_runs_to_completion_with_every_value_exact(start_import):
+def test_an_import_runs_to_completion_with_every_value_exact(
+    start_import, django_capture_on_commit_callbacks
+):
     table = responses()
     job = start_import(csv_bytes(table))
-    job = run_job(job.pk, worker=WORKER)
+    assert upload_path(job.params["path"]).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        job = run_job(job.pk, worker=WORKER)
     assert job.status == Status.COMPLETED
     assert (job.rows_done, job.rows_rejected) == (ROWS, 0)
     assert job.bytes_done == job.bytes_total
@@ -94,26 +99,40 @@ def test_pause_commits_the_batch_and_stops_writing(start_import):
 
 
 @SMALL_BATCHES
-def test_terminate_while_running_rolls_back_every_row(start_import):
+def test_terminate_while_running_rolls_back_every_row(
+    start_import, django_capture_on_commit_callbacks
+):
     job = start_import(csv_bytes(responses()))
+    written = []
 
     def terminate_after_second_batch(current):
-        if current.rows_done >= 200:
+        written.append(len(segment_rows(current)))
+        if len(written) == 2:
             services.job_terminate(job_id=current.pk, reason="changed my mind")
 
-    job = run_job(job.pk, worker=WORKER, after_batch=terminate_after_second_batch)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = run_job(job.pk, worker=WORKER, after_batch=terminate_after_second_batch)
+    assert len(written) == 2 and 0 < written[0] < written[1] < ROWS  # rows were written
     assert job.status == Status.TERMINATED
     assert job.termination_reason == "changed my mind"
+    assert (job.worker, job.finished_at is not None) == ("", True)
     assert not segment_exists(job)
     assert not upload_path(job.params["path"]).exists()
 
 
-def test_terminate_while_paused_rolls_back_at_once(start_import):
+@SMALL_BATCHES
+def test_terminate_while_paused_rolls_back_at_once(
+    start_import, django_capture_on_commit_callbacks
+):
     job = start_import(csv_bytes(responses()))
-    services.job_pause(job_id=job.pk)
-    job = services.job_terminate(job_id=job.pk)
+    job = run_job(job.pk, worker=WORKER, after_batch=lambda j: services.job_pause(job_id=j.pk))
+    assert job.status == Status.PAUSED and 0 < len(segment_rows(job)) == job.rows_done < ROWS
+    with django_capture_on_commit_callbacks(execute=True):
+        job = services.job_terminate(job_id=job.pk)
     assert job.status == Status.TERMINATED and job.finished_at is not None
-    assert segment_rows(job) == []
+    assert job.paused_at is None
+    assert not segment_exists(job)
+    assert not upload_path(job.params["path"]).exists()
 
 
 def test_skip_keeps_good_rows_and_lists_the_rejected(start_import):
@@ -187,18 +206,17 @@ def test_a_worker_that_lost_its_job_cannot_commit_another_batch(start_import):
     assert len(segment_rows(job)) == committed[-1]  # the next batch was rolled back
 
 
-def test_a_job_paused_too_long_is_terminated(start_import):
-    job = start_import(csv_bytes(responses()))
-    services.job_pause(job_id=job.pk)
-    with override_settings(COLLECT_PAUSE_TIMEOUT=60):
-        sweep()
-        assert Job.objects.get(pk=job.pk).status == Status.PAUSED
-    Job.objects.filter(pk=job.pk).update(paused_at=timezone.now() - timedelta(seconds=61))
-    with override_settings(COLLECT_PAUSE_TIMEOUT=60):
-        sweep()
-    job.refresh_from_db()
-    assert job.status == Status.TERMINATED
-    assert job.termination_reason == "pause timeout"
+@override_settings(COLLECT_PAUSE_TIMEOUT=60)
+def test_a_job_paused_too_long_is_terminated(user):
+    now = timezone.now()
+    patient = job_factory(user, status=Status.PAUSED, paused_at=now - timedelta(seconds=50))
+    expired = job_factory(user, status=Status.PAUSED, paused_at=now - timedelta(seconds=61))
+    sweep()
+    assert Job.objects.get(pk=patient.pk).status == Status.PAUSED
+    expired.refresh_from_db()
+    assert (expired.status, expired.termination_reason) == (Status.TERMINATED, "pause timeout")
+    assert (expired.paused_at, expired.terminated_by) == (None, None)
+    assert expired.finished_at >= now
 
 
 def test_a_resumed_job_is_not_terminated_by_its_old_pause(start_import):
@@ -260,23 +278,37 @@ def test_a_gzip_file_is_read_decompressed_and_resumes_after_a_pause(start_import
 
 
 @SMALL_BATCHES
-def test_a_gzip_bomb_fails_at_the_limit_and_leaves_nothing(start_import):
+def test_a_gzip_bomb_fails_at_the_limit_and_leaves_nothing(
+    start_import, django_capture_on_commit_callbacks
+):
     header = b"id,answer\n"
-    packed = gzip.compress(header + b"1,yes\n" * 400_000)  # 2.4 MB from about 10 KB
-    with override_settings(COLLECT_MAX_UPLOAD_BYTES=1_500_000):
-        job = run_job(start_import(packed).pk, worker=WORKER)
+    packed = gzip.compress(header + (b"1," + b"yes" * 400 + b"\n") * 2_000)  # 2.4 MB from 4 kB
+    batches = []
+    # Past the header's read (1 MiB), which the limit applies to as well.
+    with (
+        override_settings(COLLECT_MAX_UPLOAD_BYTES=1_500_000),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        job = run_job(start_import(packed).pk, worker=WORKER, after_batch=batches.append)
+    assert len(batches) >= 2  # batches were committed before the limit was reached
     assert job.status == Status.FAILED
     assert job.error == "the file decompresses to more than the limit of 1500000 bytes"
     assert not segment_exists(job)
     assert not upload_path(job.params["path"]).exists()
 
 
-def test_a_cut_gzip_file_fails_the_job_with_the_reason(start_import):
-    packed = gzip.compress(csv_bytes(responses(60_000)))  # the cut is past the header's read
-    job = run_job(start_import(packed[: len(packed) // 2]).pk, worker=WORKER)
+def test_a_cut_gzip_file_fails_the_job_with_the_reason(
+    start_import, django_capture_on_commit_callbacks
+):
+    table = [[str(n), "2024-01-01", f"{n:06d}" * 250] for n in range(1_500)]  # 2.3 MB
+    packed = gzip.compress(csv_bytes([["id", "submitted_at", "comment"], *table]))
+    job = start_import(packed[: len(packed) // 2])  # the cut is past the header's read
+    with django_capture_on_commit_callbacks(execute=True):
+        job = run_job(job.pk, worker=WORKER)
     assert job.status == Status.FAILED
     assert job.error.startswith("the gzip file is damaged or cut short")
     assert not segment_exists(job)
+    assert not upload_path(job.params["path"]).exists()
 
 
 def test_a_gzip_file_cut_within_its_header_is_refused_at_once(start_import):
