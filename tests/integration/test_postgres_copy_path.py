@@ -13,7 +13,7 @@ from collect.jobs.runner import run_job
 from collect.jobs.states import Status
 from tests.conftest import segment_rows
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 GOOD = [["{n}", "2025-06-01T10:00:00+02:00", "plain {n}"], ["{n}", "2025-06-02", 'a "quoted", one']]
 # Each of these sends its block down the path that writes the rows out again.

@@ -12,7 +12,10 @@ from collect.jobs.runner import run_job
 from collect.jobs.states import Status
 from tests.conftest import csv_bytes
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
+# A session ended by the server takes the test's own transaction with it: only a test whose
+# transactions really commit survives that.
+SESSION_ENDS = pytest.mark.django_db(transaction=True)
 WORKER = "test-worker"
 
 
@@ -31,6 +34,7 @@ def end_this_session() -> None:
         other.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
 
 
+@SESSION_ENDS
 def test_a_session_ended_by_the_server_is_a_transient_fault():
     end_this_session()
     with pytest.raises(db.Error) as raised:
@@ -41,6 +45,7 @@ def test_a_session_ended_by_the_server_is_a_transient_fault():
     assert not isinstance(raised.value, db.DataError)  # not "COPY refused the bytes"
 
 
+@SESSION_ENDS
 @override_settings(COLLECT_BATCH_ROWS=5)
 def test_a_run_whose_session_ends_hands_the_job_back_uncounted(start_import):
     rows = [["id", "submitted_at"]] + [[str(n), "2024-01-01T00:00:00Z"] for n in range(20)]
