@@ -12,16 +12,19 @@ AttributeError from None is no broker error to anyone: the worker exits with
 an ack is logged as not possible, and the consumer reconnects as it should.
 """
 
+from typing import Any
+
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 
 class Channel(kombu_redis.Channel):
-    def _connparams(self, asynchronous: bool = False) -> dict:
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         transport = self.connection
         if transport is None or transport.client is None:
             raise RedisConnectionError("the channel is detached from its broker connection")
-        return super()._connparams(asynchronous=asynchronous)
+        # kombu's stubs (celery-types) leave out this private method of the transport.
+        return super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
 
 
 class Transport(kombu_redis.Transport):

@@ -49,10 +49,11 @@ _NETWORK_ERRORS = (ConnectionError, TimeoutError)
 def _causes(error: BaseException) -> Iterator[BaseException]:
     """The error and what caused it: Django wraps the driver's errors."""
     seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        yield error
-        error = error.__cause__ or error.__context__
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        yield cause
+        cause = cause.__cause__ or cause.__context__
 
 
 def is_transient(error: BaseException) -> bool:

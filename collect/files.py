@@ -2,10 +2,11 @@
 by name. A job keeps the name, never a full path, so every process that mounts the same
 storage finds the same file. A leaf: it imports nothing of Collect's but errors and faults."""
 
+import io
 import os
 import shutil
 from pathlib import Path
-from typing import BinaryIO, NoReturn
+from typing import NoReturn
 
 from django.conf import settings
 
@@ -32,7 +33,7 @@ def upload_store(source: Path, name: str) -> str:
     return name
 
 
-def upload_open(name: str) -> BinaryIO:
+def upload_open(name: str) -> io.BufferedReader:
     return open(upload_path(name), "rb")
 
 

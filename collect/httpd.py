@@ -16,12 +16,12 @@ the API's one shape, like every other error.
 """
 
 import json
+import sys
 import time
+from wsgiref.types import WSGIApplication
 
-try:
+if sys.platform != "win32":  # Windows has no descriptor limits (nor this module)
     import resource
-except ImportError:  # Windows
-    resource = None
 
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
@@ -72,7 +72,9 @@ class Server(TcpWSGIServer):
                 channel.will_close = True  # closed at the loop's next turn
 
 
-def create_server(application, *, host: str, port: int, threads: int, max_body: int):
+def create_server(
+    application: WSGIApplication, *, host: str, port: int, threads: int, max_body: int
+) -> "Server | MultiSocketServer":
     """What waitress.create_server makes, with the classes above."""
     adjustments = Adjustments(
         host=host,
@@ -87,7 +89,7 @@ def create_server(application, *, host: str, port: int, threads: int, max_body: 
     )
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(threads)
-    sockets: dict = {}
+    sockets: dict[int, object] = {}  # asyncore's map: descriptor to channel
     servers = [
         Server(application, sockets, dispatcher=dispatcher, adj=adjustments, sockinfo=sockinfo)
         for sockinfo in adjustments.listen
@@ -101,7 +103,7 @@ def create_server(application, *, host: str, port: int, threads: int, max_body: 
 def _connection_limit() -> int:
     """As many connections as the process may have descriptors for, up to MAX_CONNECTIONS;
     the soft limit is raised to the hard one first (often 1,024 of 1,048,576)."""
-    if resource is None:  # Windows: no descriptor limits to raise
+    if sys.platform == "win32":  # no descriptor limits to raise
         return 1000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = MAX_CONNECTIONS + SPARE_DESCRIPTORS

@@ -6,13 +6,17 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+if TYPE_CHECKING:  # imported where used, once Django is set up
+    from collect.jobs.pool import WorkerPool
+
 log = logging.getLogger("collect.server")
-_held_locks: list = []  # open lock files, kept for the life of the process
+_held_locks: list[TextIO] = []  # open lock files, kept for the life of the process
 
 
 def serve(host: str, port: int) -> None:
@@ -63,12 +67,13 @@ def serve(host: str, port: int) -> None:
             pool.stop()
 
 
-def _start_worker_pool():
-    from collect.jobs.dispatch import dispatcher
+def _start_worker_pool() -> "WorkerPool":
+    from collect.jobs.dispatch import InProcessDispatcher, dispatcher
     from collect.jobs.pool import WorkerPool
     from collect.jobs.sweeper import recover_all_after_restart
 
-    pool = WorkerPool(settings.COLLECT_WORKERS, dispatcher())
+    # Embedded: COLLECT_DISPATCH is "inprocess", so the dispatcher is the in-process one.
+    pool = WorkerPool(settings.COLLECT_WORKERS, cast(InProcessDispatcher, dispatcher()))
     recover_all_after_restart()
     pool.start()
     return pool

@@ -19,6 +19,7 @@ calls `django.setup()`), so a test run gets its data directory and key like a se
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 import environ
@@ -35,14 +36,21 @@ class Env(environ.Env):
     - List items are stripped and empty ones dropped ("a, b," is ["a", "b"]).
     """
 
-    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+    # Any: what a value becomes depends on `cast` (a type, a callable, a list of them…).
+    def get_value(
+        self,
+        var: str,
+        cast: Any = None,
+        default: Any = environ.Env.NOTSET,
+        parse_default: bool = False,
+    ) -> Any:
         value = self.ENVIRON.get(f"{self.prefix}{var}")
         if isinstance(value, str) and value.startswith("$"):
             return self.parse_value(value, cast)
         return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
 
     @classmethod
-    def parse_value(cls, value, cast):
+    def parse_value(cls, value: str, cast: Any) -> Any:
         if cast is float:
             return float(value)
         if cast is list:
@@ -142,7 +150,9 @@ TEMPLATES = [
 ]
 
 
-def postgres_session_options(options: dict, *, lock_timeout_s: float, lease_s: float) -> dict:
+def postgres_session_options(
+    options: dict[str, Any], *, lock_timeout_s: float, lease_s: float
+) -> dict[str, Any]:
     """Sessions that give up instead of hanging: a lock wait ends after `lock_timeout_s`, a
     transaction left idle (its client froze) after a lease, and a silent server is noticed
     by TCP keepalives within half a minute, not the kernel's two hours."""

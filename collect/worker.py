@@ -17,13 +17,13 @@ _sweeper = SweeperThread(heartbeat=HEARTBEAT)
 
 
 @worker_ready.connect
-def _start_sweeper(**_) -> None:
+def _start_sweeper(**_: object) -> None:
     gc.freeze()  # as in collect.server: the loaded code stays out of the collector's way
     _sweeper.start()
 
 
 @worker_shutdown.connect
-def _stop_sweeper(**_) -> None:
+def _stop_sweeper(**_: object) -> None:
     _sweeper.stop()
 
 

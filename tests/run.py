@@ -74,6 +74,7 @@ def main(pytest_args: list[str]) -> None:
     run("ruff check", [str(BIN / "ruff"), "check", "."])
     run("ruff format", [str(BIN / "ruff"), "format", "--check", "."])
     run("import contracts (pyproject.toml)", [str(BIN / "lint-imports")])
+    run("type check (mypy)", [str(BIN / "mypy")])
     pytest = [sys.executable, "-m", "pytest", *pytest_args]
     with tempfile.TemporaryDirectory(prefix="collect-test-") as data_dir:
         run("tests on the embedded stack (SQLite)", pytest, base_env(data_dir))

@@ -7,9 +7,11 @@ answer in the same shape.
 
 import logging
 import sys
+from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -21,9 +23,10 @@ from collect.errors import CollectError, InsufficientStorage, InternalError, Una
 log = logging.getLogger(__name__)
 RETRY_AFTER_DATABASE_S = 5
 RETRY_AFTER_DISK_S = 30
+_Response = TypeVar("_Response", bound=HttpResponseBase)
 
 
-def exception_handler(exc, context):
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, CollectError):
         return _collect_error_response(exc)
     if isinstance(exc, ValidationError):
@@ -60,13 +63,13 @@ def _collect_error_response(exc: CollectError) -> Response:
     )
 
 
-def _with_retry_after(response, exc: CollectError):
+def _with_retry_after(response: _Response, exc: CollectError) -> _Response:
     if retry_after := exc.details.get("retry_after"):
         response["Retry-After"] = str(retry_after)
     return response
 
 
-def _summary(detail) -> str:
+def _summary(detail: object) -> str:
     """DRF's per-field messages as one readable sentence."""
     if isinstance(detail, dict):
         return "; ".join(
@@ -81,26 +84,26 @@ def _summary(detail) -> str:
 # Django's error handlers (collect/urls.py), for what fails outside a DRF view.
 
 
-def server_error(request) -> JsonResponse:
+def server_error(request: HttpRequest) -> JsonResponse:
     exc = sys.exception()  # Django calls its handler while the error is being handled
     error = unexpected_error(exc) if exc is not None else InternalError("internal error")
     response = JsonResponse({"detail": error.message, **error.details}, status=error.status_code)
     return _with_retry_after(response, error)
 
 
-def not_found(request, exception=None) -> JsonResponse:
+def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse({"detail": f"nothing at {request.path}"}, status=404)
 
 
-def bad_request(request, exception=None) -> JsonResponse:
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse({"detail": "bad request"}, status=400)
 
 
-def permission_denied(request, exception=None) -> JsonResponse:
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse({"detail": str(exception or "") or "forbidden"}, status=403)
 
 
-def csrf_failure(request, reason: str = "") -> JsonResponse:
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
     return JsonResponse(
         {"detail": f"CSRF check failed ({reason}): reload the page and try again"}, status=403
     )

@@ -1,3 +1,5 @@
+from typing import Any
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -8,7 +10,7 @@ from collect.jobs.models import Job
 from collect.jobs.states import FINAL, Status
 
 
-class ProgressSerializer(serializers.Serializer):
+class ProgressSerializer(serializers.Serializer[Job]):
     rows_done = serializers.IntegerField()
     rows_rejected = serializers.IntegerField()
     bytes_done = serializers.IntegerField()
@@ -45,13 +47,13 @@ def _work(job: Job) -> tuple[int, int]:
     return description.work_done, description.work_total
 
 
-class RetrySerializer(serializers.Serializer):
+class RetrySerializer(serializers.Serializer[Job]):
     last_error = serializers.CharField()
     attempts = serializers.IntegerField()
     retry_at = serializers.DateTimeField(source="run_after", allow_null=True)
 
 
-class JobSerializer(serializers.ModelSerializer):
+class JobSerializer(serializers.ModelSerializer[Job]):
     task_id = serializers.UUIDField(source="id", read_only=True)
     dataset = serializers.CharField(source="dataset.name")
     progress = ProgressSerializer(source="*")
@@ -95,7 +97,7 @@ class JobSerializer(serializers.ModelSerializer):
         return _described(job).upload_id
 
     @extend_schema_field(serializers.DictField(child=serializers.CharField(), allow_null=True))
-    def get_export_range(self, job: Job) -> dict | None:
+    def get_export_range(self, job: Job) -> dict[str, str] | None:
         """An export's `from` and `to`, as asked for."""
         return _described(job).export_range
 
@@ -112,7 +114,7 @@ class JobSerializer(serializers.ModelSerializer):
         return self._absolute(f"/api/tasks/{job.id}/errors/")
 
     @extend_schema_field(RetrySerializer(allow_null=True))
-    def get_retry(self, job: Job) -> dict | None:
+    def get_retry(self, job: Job) -> dict[str, Any] | None:
         """Set while the job is being tried again after a run that was lost: why, how many
         runs in a row made no progress, and when the next one may start."""
         if not job.last_error or job.status not in (Status.QUEUED, Status.RUNNING):
@@ -124,7 +126,8 @@ class JobSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(path) if request else path
 
 
-class UploadSerializer(serializers.Serializer):
+# The forms and error bodies below read and describe plain dicts, never a model.
+class UploadSerializer(serializers.Serializer[dict[str, Any]]):
     # Empty files get the import's own, clearer message.
     file = serializers.FileField(required=False, allow_empty_file=True, help_text="The CSV file.")
     uploaded_file = serializers.FileField(
@@ -146,7 +149,7 @@ class UploadSerializer(serializers.Serializer):
         help_text="With on_error=skip: fail the import once more rows than this are rejected.",
     )
 
-    def validate(self, attrs: dict) -> dict:
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         upload = attrs.get("file") or attrs.get("uploaded_file")
         if upload is None:
             raise serializers.ValidationError({"file": "attach the CSV file as `file`"})
@@ -154,16 +157,16 @@ class UploadSerializer(serializers.Serializer):
         return attrs
 
 
-class ConflictSerializer(serializers.Serializer):
+class ConflictSerializer(serializers.Serializer[dict[str, Any]]):
     detail = serializers.CharField()
     status = serializers.CharField()
 
 
-class ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer[dict[str, Any]]):
     detail = serializers.CharField()
 
 
-class ExportSerializer(serializers.Serializer):
+class ExportSerializer(serializers.Serializer[dict[str, Any]]):
     dataset = serializers.CharField(default=DEFAULT_DATASET, max_length=NAME_MAX_CHARS)
     # "from" is a Python keyword: the field is declared below under its JSON name.
     to = serializers.CharField(help_text="Last day (YYYY-MM-DD, inclusive) or ISO date-time.")

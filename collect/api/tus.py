@@ -9,22 +9,32 @@ Extensions: creation, creation-with-upload, creation-defer-length, termination, 
 import base64
 import io
 import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import urlsplit
+from uuid import UUID
 
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils.http import http_date
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from collect.api.auth import signed_in
 from collect.datasets import DEFAULT_DATASET
 from collect.errors import CollectError, InvalidInput
 from collect.imports.choices import OnError
 from collect.uploads import services
 from collect.uploads.models import Upload
 from collect.uploads.selectors import upload_visible_to
+
+if TYPE_CHECKING:  # a protocol of the stubs only
+    from rest_framework.permissions import _SupportsHasPermission
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = (
@@ -51,24 +61,26 @@ class TusApi(APIView):
 
     parser_classes = []  # a chunk is read as a stream, never parsed
 
-    def dispatch(self, request, *args, **kwargs):
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         # For clients behind proxies that only pass GET and POST.
         override = request.headers.get("X-HTTP-Method-Override")
         if request.method == "POST" and override:
             request.method = override.upper()
         return super().dispatch(request, *args, **kwargs)
 
-    def get_permissions(self):
+    def get_permissions(self) -> "Sequence[_SupportsHasPermission]":
         if self.request.method == "OPTIONS":
             return []  # discovery needs no account
         return super().get_permissions()
 
-    def initial(self, request, *args, **kwargs):
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         if request.method != "OPTIONS" and request.headers.get("Tus-Resumable") != TUS_VERSION:
             raise PreconditionFailed(f"this server speaks tus {TUS_VERSION}: send Tus-Resumable")
         super().initial(request, *args, **kwargs)
 
-    def finalize_response(self, request, response, *args, **kwargs):
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
         response["Tus-Resumable"] = TUS_VERSION
         response["Cache-Control"] = "no-store"
@@ -77,7 +89,9 @@ class TusApi(APIView):
         return response
 
     @extend_schema(exclude=True)
-    def options(self, request, *args, **kwargs):
+    def options(  # type: ignore[override]  # a tus answer is headers only: no Response
+        self, request: Request, *args: Any, **kwargs: Any
+    ) -> HttpResponse:
         response = _empty(204)
         response["Tus-Version"] = TUS_VERSION
         response["Tus-Max-Size"] = str(settings.COLLECT_MAX_UPLOAD_BYTES)
@@ -103,13 +117,13 @@ class UploadCreateApi(TusApi):
         parameters=[OpenApiParameter("Tus-Resumable", str, "header", required=True)],
         responses={201: OpenApiResponse(description="Created; see `Location`.")},
     )
-    def post(self, request):
+    def post(self, request: Request) -> HttpResponse:
         options = _options(request.headers.get("Upload-Metadata", ""))
         metadata = request.headers.get("Upload-Metadata", "")
         concat = request.headers.get("Upload-Concat", "")
         if concat.startswith("final;"):
             upload = services.upload_concatenate(
-                owner=request.user,
+                owner=signed_in(request),
                 part_ids=[_upload_id(url) for url in concat.removeprefix("final;").split()],
                 options=options,
                 metadata=metadata,
@@ -121,7 +135,7 @@ class UploadCreateApi(TusApi):
             _check_chunk_type(request)
         checksum = _checksum(request)
         upload = services.upload_create(
-            owner=request.user,
+            owner=signed_in(request),
             length=_declared_length(request),
             options=options,
             metadata=metadata,
@@ -129,7 +143,7 @@ class UploadCreateApi(TusApi):
         )
         if _body_length(request):
             upload = services.upload_append(
-                owner=request.user,
+                owner=signed_in(request),
                 upload_id=str(upload.id),
                 offset=0,
                 body=request.stream,
@@ -147,8 +161,8 @@ class UploadCreateWithoutSlashApi(UploadCreateApi):
 
 class UploadApi(TusApi):
     @extend_schema(exclude=True)
-    def head(self, request, upload_id: str):
-        upload = upload_visible_to(request.user, upload_id)
+    def head(self, request: Request, upload_id: str) -> HttpResponse:
+        upload = upload_visible_to(signed_in(request), upload_id)
         response = _empty(200)
         _describe(request, upload, response)
         if upload.metadata:
@@ -178,10 +192,10 @@ class UploadApi(TusApi):
         ],
         responses={204: OpenApiResponse(description="Stored; see `Upload-Offset`.")},
     )
-    def patch(self, request, upload_id: str):
+    def patch(self, request: Request, upload_id: str) -> HttpResponse:
         _check_chunk_type(request)
         upload = services.upload_append(
-            owner=request.user,
+            owner=signed_in(request),
             upload_id=upload_id,
             offset=_header_int(request, "Upload-Offset", required=True),
             body=request.stream or io.BytesIO(),
@@ -200,8 +214,8 @@ class UploadApi(TusApi):
         parameters=[OpenApiParameter("Tus-Resumable", str, "header", required=True)],
         responses={204: OpenApiResponse(description="Terminated.")},
     )
-    def delete(self, request, upload_id: str):
-        services.upload_terminate(owner=request.user, upload_id=upload_id)
+    def delete(self, request: Request, upload_id: str) -> HttpResponse:
+        services.upload_terminate(owner=signed_in(request), upload_id=upload_id)
         return _empty(204)
 
 
@@ -212,14 +226,14 @@ def _empty(status: int) -> HttpResponse:
     return response
 
 
-def _created(request, upload: Upload) -> HttpResponse:
+def _created(request: Request, upload: Upload) -> HttpResponse:
     response = _empty(201)
     response["Location"] = _location(request, upload.id)
     _describe(request, upload, response)
     return response
 
 
-def _describe(request, upload: Upload, response: HttpResponse) -> None:
+def _describe(request: Request, upload: Upload, response: HttpResponse) -> None:
     """The headers that say where an upload stands."""
     response["Upload-Offset"] = str(upload.offset)
     if upload.length is None:
@@ -235,7 +249,7 @@ def _describe(request, upload: Upload, response: HttpResponse) -> None:
         )
 
 
-def _location(request, upload_id) -> str:
+def _location(request: Request, upload_id: UUID | str) -> str:
     return request.build_absolute_uri(reverse("upload", args=[upload_id]))
 
 
@@ -276,7 +290,7 @@ def _metadata_count(text: str | None, key: str) -> int | None:
     return int(text)
 
 
-def _declared_length(request) -> int | None:
+def _declared_length(request: Request) -> int | None:
     length = _header_int(request, "Upload-Length")
     deferred = request.headers.get("Upload-Defer-Length")
     if deferred is not None and deferred != "1":
@@ -293,7 +307,11 @@ def _upload_id(url: str) -> str:
     return match.group(1)
 
 
-def _header_int(request, name: str, *, required: bool = False) -> int | None:
+@overload
+def _header_int(request: Request, name: str, *, required: Literal[True]) -> int: ...
+@overload
+def _header_int(request: Request, name: str, *, required: bool = False) -> int | None: ...
+def _header_int(request: Request, name: str, *, required: bool = False) -> int | None:
     text = request.headers.get(name)
     if text is None:
         if required:
@@ -304,20 +322,20 @@ def _header_int(request, name: str, *, required: bool = False) -> int | None:
     return int(text)
 
 
-def _body_length(request) -> int:
+def _body_length(request: Request) -> int:
     text = request.META.get("CONTENT_LENGTH") or "0"
     if not _DIGITS.fullmatch(text):
         raise InvalidInput("Content-Length must be a non-negative integer")
     return int(text)
 
 
-def _check_chunk_type(request) -> None:
+def _check_chunk_type(request: Request) -> None:
     media_type = request.content_type.split(";")[0].strip().lower()
     if media_type != CHUNK_TYPE:
         raise UnsupportedMediaType(f"a chunk must be sent as {CHUNK_TYPE}")
 
 
-def _checksum(request) -> services.Checksum | None:
+def _checksum(request: Request) -> services.Checksum | None:
     header = request.headers.get("Upload-Checksum")
     if header is None:
         return None

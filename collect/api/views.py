@@ -4,6 +4,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -16,9 +17,11 @@ from rest_framework import status as http
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.generics import ListAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from collect.api.auth import signed_in
 from collect.api.serializers import (
     ConflictSerializer,
     ErrorSerializer,
@@ -34,6 +37,7 @@ from collect.exports.storage import export_open
 from collect.imports.rejects import rejects_csv
 from collect.imports.services import import_start
 from collect.jobs import selectors, services
+from collect.jobs.models import Job
 from collect.uploads.handlers import too_large
 
 MULTIPART_OVERHEAD = 64 * 1024  # the form fields and part headers around the file
@@ -62,7 +66,7 @@ class UploadFileApi(APIView):
             413: OpenApiResponse(ErrorSerializer, description="Over COLLECT_MAX_UPLOAD_BYTES."),
         },
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
         if declared > settings.COLLECT_MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD:
             raise too_large()  # refused before a byte of it is stored
@@ -72,7 +76,7 @@ class UploadFileApi(APIView):
         if upload.size > settings.COLLECT_MAX_UPLOAD_BYTES:
             raise too_large()
         job = import_start(
-            owner=request.user,
+            owner=signed_in(request),
             source=Path(upload.temporary_file_path()),
             filename=upload.name,
             dataset_name=form.validated_data["dataset"],
@@ -91,13 +95,13 @@ class UploadFileApi(APIView):
         OpenApiParameter("kind", str, enum=["import", "export"], description="Only this kind."),
     ],
 )
-class TaskListApi(ListAPIView):
+class TaskListApi(ListAPIView[Job]):
     serializer_class = JobSerializer
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Job]:
         params = self.request.query_params
         return selectors.jobs_visible_to(
-            self.request.user, status=params.get("status"), kind=params.get("kind")
+            signed_in(self.request), status=params.get("status"), kind=params.get("kind")
         )
 
 
@@ -107,20 +111,20 @@ class TaskDetailApi(APIView):
         summary="One task, with its progress",
         responses={200: JobSerializer, 404: NOT_FOUND},
     )
-    def get(self, request, task_id: str):
-        job = selectors.job_visible_to(request.user, task_id)
+    def get(self, request: Request, task_id: str) -> Response:
+        job = selectors.job_visible_to(signed_in(request), task_id)
         return Response(JobSerializer(job, context={"request": request}).data)
 
 
 class ControlApi(APIView):
     """Base for pause, resume and terminate: find the job, apply the one service."""
 
-    def post(self, request, task_id: str):
-        job = selectors.job_visible_to(request.user, task_id)
+    def post(self, request: Request, task_id: str) -> Response:
+        job = selectors.job_visible_to(signed_in(request), task_id)
         job = self.control(job, request)
         return Response(JobSerializer(job, context={"request": request}).data)
 
-    def control(self, job, request):
+    def control(self, job: Job, request: Request) -> Job:
         raise NotImplementedError
 
 
@@ -141,7 +145,7 @@ CONTROL_RESPONSES = {200: JobSerializer, 404: NOT_FOUND, 409: CONFLICT}
     )
 )
 class PauseApi(ControlApi):
-    def control(self, job, request):
+    def control(self, job: Job, request: Request) -> Job:
         return services.job_pause(job_id=job.pk)
 
 
@@ -159,7 +163,7 @@ class PauseApi(ControlApi):
     )
 )
 class ResumeApi(ControlApi):
-    def control(self, job, request):
+    def control(self, job: Job, request: Request) -> Job:
         return services.job_resume(job_id=job.pk)
 
 
@@ -177,8 +181,8 @@ class ResumeApi(ControlApi):
     )
 )
 class TerminateApi(ControlApi):
-    def control(self, job, request):
-        return services.job_terminate(job_id=job.pk, by=request.user)
+    def control(self, job: Job, request: Request) -> Job:
+        return services.job_terminate(job_id=job.pk, by=signed_in(request))
 
 
 class TaskErrorsApi(APIView):
@@ -194,8 +198,8 @@ class TaskErrorsApi(APIView):
             404: NOT_FOUND,
         },
     )
-    def get(self, request, task_id: str):
-        job = selectors.job_visible_to(request.user, task_id)
+    def get(self, request: Request, task_id: str) -> FileResponse:
+        job = selectors.job_visible_to(signed_in(request), task_id)
         return FileResponse(
             rejects_csv(job),
             as_attachment=True,
@@ -225,12 +229,12 @@ class ExportBriefApi(APIView):
         ],
         responses={202: JobSerializer, 400: ErrorSerializer, 404: NOT_FOUND},
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         if isinstance(request.successful_authenticator, SessionAuthentication):
             _require_same_origin(request)
         params = request.query_params
         job = export_start(
-            owner=request.user,
+            owner=signed_in(request),
             dataset_name=params.get("dataset") or DEFAULT_DATASET,
             first=params.get("from_date"),
             last=params.get("to_date"),
@@ -246,12 +250,12 @@ class ExportCreateApi(APIView):
         request=ExportSerializer,
         responses={202: JobSerializer, 400: ErrorSerializer, 404: NOT_FOUND},
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         form = ExportSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
         job = export_start(
-            owner=request.user,
+            owner=signed_in(request),
             dataset_name=data["dataset"],
             first=data["from"],
             last=data["to"],
@@ -273,8 +277,8 @@ class TaskDownloadApi(APIView):
             410: ErrorSerializer,
         },
     )
-    def get(self, request, task_id: str):
-        job = selectors.job_visible_to(request.user, task_id)
+    def get(self, request: Request, task_id: str) -> FileResponse:
+        job = selectors.job_visible_to(signed_in(request), task_id)
         if job.kind != "export":
             raise InvalidInput("only an export has a file to download")
         if job.status != "completed":
@@ -287,7 +291,7 @@ class TaskDownloadApi(APIView):
         return FileResponse(stream, as_attachment=True, filename=name, content_type="text/csv")
 
 
-def _require_same_origin(request) -> None:
+def _require_same_origin(request: Request) -> None:
     """A GET that starts a job, authenticated by the session cookie alone, must come from
     this site's own pages: a link or an image on another site would otherwise start jobs
     in the user's name (a GET carries no CSRF token). Token clients are not concerned."""
@@ -304,7 +308,7 @@ def _require_same_origin(request) -> None:
         )
 
 
-def _accepted(request, job) -> Response:
+def _accepted(request: Request, job: Job) -> Response:
     """202 with the job that will do the work."""
     return Response(JobSerializer(job, context={"request": request}).data, http.HTTP_202_ACCEPTED)
 

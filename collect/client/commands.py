@@ -1,8 +1,10 @@
 """The client's commands: each takes the parsed arguments and returns the exit code."""
 
+import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -26,7 +28,7 @@ POLL_S = 0.5
 console = Console(stderr=True, markup=False, highlight=False)
 
 
-def upload(args) -> int:
+def upload(args: argparse.Namespace) -> int:
     api = Api(args.url, args.token)
     if not args.file.is_file():
         raise ClientError(f"no such file: {args.file}")
@@ -59,7 +61,7 @@ def upload(args) -> int:
     return _finished(_wait(api, task_id))
 
 
-def tasks(args) -> int:
+def tasks(args: argparse.Namespace) -> int:
     api = Api(args.url, args.token)
     page = api.get("tasks/", status=args.status or None, kind=args.kind or None)
     if not sys.stdout.isatty():  # for scripts: tab-separated, whole values
@@ -89,14 +91,14 @@ def tasks(args) -> int:
     return 0
 
 
-def control(args) -> int:
+def control(args: argparse.Namespace) -> int:
     api = Api(args.url, args.token)
     job = api.post(f"tasks/{args.task_id}/{args.command}/")
     console.print(f"{job['kind']} {job['task_id']} is {job['status']}")
     return 0
 
 
-def export(args) -> int:
+def export(args: argparse.Namespace) -> int:
     api = Api(args.url, args.token)
     body = {"dataset": args.dataset, "from": args.first, "to": args.last, "raw": args.raw}
     job = api.post("exports/", json=body)
@@ -109,7 +111,7 @@ def export(args) -> int:
     return 0
 
 
-def _wait(api: Api, task_id: str) -> dict:
+def _wait(api: Api, task_id: str) -> dict[str, Any]:
     """Follow a job with a progress bar until it ends."""
     with Progress(
         TextColumn("{task.description}", markup=False),
@@ -135,7 +137,7 @@ def _wait(api: Api, task_id: str) -> dict:
             time.sleep(POLL_S)
 
 
-def _finished(job: dict) -> int:
+def _finished(job: dict[str, Any]) -> int:
     if job["status"] == "completed":
         rejected = job["progress"]["rows_rejected"]
         note = f", {rejected:,} rejected (see `{job['errors_url']}`)" if rejected else ""

@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
@@ -65,7 +66,7 @@ class UploadKey(Fingerprint):
     def __init__(self, server: str, dataset: str) -> None:
         self.destination = f"{server}|{dataset}"
 
-    def get_fingerprint(self, fs) -> str:
+    def get_fingerprint(self, fs: IO[bytes]) -> str:
         return f"{self.destination}|{super().get_fingerprint(fs)}"
 
 
@@ -113,7 +114,15 @@ def upload_file(
     return _task_id(api, uploader.url)
 
 
-def _uploader(api, path, dataset, metadata, chunk_bytes, store, key) -> Uploader:
+def _uploader(
+    api: Api,
+    path: Path,
+    dataset: str,
+    metadata: dict[str, str],
+    chunk_bytes: int,
+    store: Storage,
+    key: UploadKey,
+) -> Uploader:
     client = TusClient(api.endpoint("uploads/"), headers=api.headers)
     options = {
         "file_path": str(path),

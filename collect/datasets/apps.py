@@ -2,6 +2,7 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.core.signals import setting_changed
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
 
@@ -16,7 +17,9 @@ class DatasetsConfig(AppConfig):
         setting_changed.connect(_store_setting_changed)
 
 
-def _prepare_connection(sender: Any, connection: Any, **kwargs: Any) -> None:
+def _prepare_connection(
+    sender: type[BaseDatabaseWrapper], connection: BaseDatabaseWrapper, **kwargs: Any
+) -> None:
     from collect.datasets.stores import segment_store
 
     store = segment_store()

@@ -1,5 +1,6 @@
 from uuid import UUID
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from collect.datasets import NAME_MAX_CHARS
@@ -18,7 +19,7 @@ def dataset_check_name(name: str) -> None:
         raise InvalidInput("a dataset name must not hold control characters (NUL, newline, …)")
 
 
-def dataset_for_import(*, owner, name: str, columns: list[str]) -> Dataset:
+def dataset_for_import(*, owner: User, name: str, columns: list[str]) -> Dataset:
     """The owner's dataset `name`, created with these columns if new; a file whose header
     differs from an existing dataset's columns is refused."""
     dataset_check_name(name)
@@ -33,7 +34,7 @@ def dataset_for_import(*, owner, name: str, columns: list[str]) -> Dataset:
     return dataset
 
 
-def dataset_check_columns(*, owner, name: str, columns: list[str]) -> None:
+def dataset_check_columns(*, owner: User, name: str, columns: list[str]) -> None:
     """Refuse, as an import would, a header that differs from an existing dataset's."""
     dataset_check_name(name)
     dataset = Dataset.objects.filter(owner=owner, name=name).first()

@@ -19,6 +19,7 @@ from collect.datasets.cells import csv_bytes, neutralised
 from collect.datasets.stores import TimeFilter, segment_store
 from collect.exports.params import ExportCheckpoint, ExportParams, PlannedSegment
 from collect.exports.storage import (
+    Pieces,
     expired_files_delete,
     export_files_delete,
     piece_name,
@@ -61,7 +62,7 @@ def export_sweep(now: datetime) -> None:
     expired_files_delete(older_than=settings.COLLECT_EXPORT_TTL)
 
 
-def export_pieces(job: Job) -> list[list]:
+def export_pieces(job: Job) -> Pieces:
     """The export's file pieces and their committed sizes (exports checkpointed before pieces
     existed wrote one file, `<job>.csv.part`, renamed to `<job>.csv` when complete)."""
     checkpoint = job.checkpoint

@@ -2,8 +2,8 @@
 
 import re
 import uuid
-from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -47,7 +47,7 @@ def _moment(text: str, which: str) -> int:
 
 def export_start(
     *,
-    owner: Any,
+    owner: User,
     dataset_name: str,
     first: str | None,
     last: str | None,

@@ -12,11 +12,15 @@ import uuid
 from collections import defaultdict
 from collections.abc import Container
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+from uuid import UUID
 
 from django.conf import settings
 
-Pieces = list[list]  # [[file name, committed bytes], ...], in order
+if TYPE_CHECKING:  # a protocol of typeshed's only
+    from _typeshed import WriteableBuffer
+
+Pieces = list[list[Any]]  # [[file name, committed bytes], ...], in order
 
 
 def export_dir() -> Path:
@@ -25,7 +29,7 @@ def export_dir() -> Path:
     return directory
 
 
-def piece_name(job_id, number: int) -> str:
+def piece_name(job_id: UUID, number: int) -> str:
     return f"{job_id}.{number}.{uuid.uuid4().hex[:8]}.csv"
 
 
@@ -41,7 +45,7 @@ def export_open(pieces: Pieces) -> BinaryIO:
     return io.BufferedReader(PiecesFile([(piece_path(name), size) for name, size in pieces]))
 
 
-def export_files_delete(job_id, *, keep: Container[str] = ()) -> None:
+def export_files_delete(job_id: UUID, *, keep: Container[str] = ()) -> None:
     """Delete the export's files, all of them or all but those named in `keep`."""
     for path in export_dir().glob(f"{job_id}.*"):
         if path.name not in keep:
@@ -70,14 +74,14 @@ class PiecesFile(io.RawIOBase):
 
     def __init__(self, pieces: list[tuple[Path, int]]) -> None:
         super().__init__()
-        self.files = []
+        self.files: list[io.BufferedReader] = []
         try:
             for path, _ in pieces:
                 self.files.append(open(path, "rb"))  # noqa: SIM115 - closed with this file
         except OSError:
             self.close()
             raise
-        self.starts = []
+        self.starts: list[int] = []
         offset = 0
         for _, size in pieces:
             self.starts.append(offset)
@@ -100,12 +104,13 @@ class PiecesFile(io.RawIOBase):
         self.position = max(0, base + offset)
         return self.position
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: "WriteableBuffer") -> int:
+        view = memoryview(buffer)
         for file, start, size in zip(self.files, self.starts, self.sizes, strict=True):
             if start <= self.position < start + size:
-                wanted = min(len(buffer), start + size - self.position)
+                wanted = min(len(view), start + size - self.position)
                 file.seek(self.position - start)
-                count = file.readinto(memoryview(buffer)[:wanted])
+                count = file.readinto(view[:wanted])
                 self.position += count
                 return count
         return 0

@@ -6,8 +6,8 @@ upload's, so a small file that inflates to terabytes (a "gzip bomb") stops at th
 """
 
 import gzip
+import io
 import zlib
-from typing import BinaryIO
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -16,14 +16,14 @@ class InputError(ValueError):
     """The file cannot be read as it claims to be: truncated or corrupt gzip, or too big."""
 
 
-def is_gzip(file: BinaryIO) -> bool:
+def is_gzip(file: io.BufferedIOBase) -> bool:
     start = file.tell()
     magic = file.read(len(GZIP_MAGIC))
     file.seek(start)
     return magic == GZIP_MAGIC
 
 
-def peek(file: BinaryIO, size: int) -> bytes:
+def peek(file: io.BufferedIOBase, size: int) -> bytes:
     """Up to `size` bytes from the start of the CSV in a file that may still be arriving:
     a gzip file cut anywhere gives what its first part decompresses to."""
     file.seek(0)
@@ -39,7 +39,7 @@ def peek(file: BinaryIO, size: int) -> bytes:
     return head
 
 
-def open_input(file: BinaryIO, *, limit: int) -> BinaryIO:
+def open_input(file: io.BufferedIOBase, *, limit: int) -> io.BufferedIOBase:
     """The file's CSV bytes: `file` itself, or a decompressing reader over it."""
     if is_gzip(file):
         return CappedGzipReader(file, limit)
@@ -50,12 +50,12 @@ class CappedGzipReader(gzip.GzipFile):
     """A gzip stream that refuses to inflate past `limit` bytes and reports corrupt input
     as InputError, with a reason a user can act on."""
 
-    def __init__(self, file: BinaryIO, limit: int) -> None:
+    def __init__(self, file: io.BufferedIOBase, limit: int) -> None:
         super().__init__(fileobj=file, mode="rb")
         self.limit = limit
         self.compressed = file
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         try:
             data = super().read(size)
         except (EOFError, gzip.BadGzipFile, zlib.error) as error:

@@ -15,9 +15,12 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from collect.timestamps import ISO_TIMESTAMP
+
+if TYPE_CHECKING:
+    from _csv import Reader  # what csv.reader() returns
 
 BLOCK_BYTES = 1 << 18  # 256 KiB: ~1,000 rows; smaller blocks start COPY sooner in a batch
 MAX_FIELD_CHARS = 1 << 20
@@ -43,7 +46,7 @@ class Header:
 @dataclass
 class Block:
     # Each row: its values; a numbered row adds the file line it starts on.
-    rows: list[list] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     # The block's bytes, when asked for (`raw_if`) and they are exactly its good records.
     raw: bytes | None = None
@@ -59,7 +62,7 @@ class HeaderError(ValueError):
     pass
 
 
-def read_header(stream: BinaryIO) -> Header:
+def read_header(stream: io.BufferedIOBase) -> Header:
     """The first record of the file: the column names, exactly as written."""
     head = stream.read(MAX_HEADER_BYTES)
     if not head.strip():
@@ -101,7 +104,7 @@ class CsvSource:
 
     def __init__(
         self,
-        stream: BinaryIO,
+        stream: io.BufferedIOBase,
         *,
         offset: int,
         line: int,
@@ -145,7 +148,7 @@ class CsvSource:
         only_check = raw_if is not None and clean
         block = Block()
         lines, complete = self._parse(text, clean, at_end, block, keep_rows=not only_check)
-        if only_check and (block.rejects or block.has_blank_lines or not raw_if(text)):
+        if only_check and raw_if and (block.rejects or block.has_blank_lines or not raw_if(text)):
             block = Block()
             lines, complete = self._parse(text, clean, at_end, block, keep_rows=True)
             only_check = False
@@ -206,7 +209,7 @@ class CsvSource:
                     return reader.line_num, True
 
     def _parse_rows(
-        self, reader, progress: "_LinesDone", clean: bool, block: Block, keep_rows: bool
+        self, reader: "Reader", progress: "_LinesDone", clean: bool, block: Block, keep_rows: bool
     ) -> None:
         rows, rejects = block.rows, block.rejects
         count = 0
@@ -236,7 +239,8 @@ class CsvSource:
                             raise ValueError(value)
                         fromisoformat(value)
                     except ValueError:
-                        rejects.append(_reject(line, row, self._timestamp_reason(row)))
+                        reason = self._timestamp_reason(row, timestamp_index)
+                        rejects.append(_reject(line, row, reason))
                         continue
                     day = value[:10]
                     if last_day is None:
@@ -246,7 +250,7 @@ class CsvSource:
                     elif day < first_day:  # type: ignore[operator]
                         first_day = day
                 if number_rows:
-                    row.append(line)
+                    row.append(line)  # type: ignore[arg-type]  # a line number ends the row
                 if keep_rows:
                     rows.append(row)
                 else:
@@ -258,8 +262,8 @@ class CsvSource:
                 block.first_day = min(first_day, block.first_day or first_day)
                 block.last_day = max(last_day, block.last_day or last_day)  # type: ignore[type-var]
 
-    def _timestamp_reason(self, row: list[str]) -> str:
-        name, value = self.columns[self.timestamp_index], row[self.timestamp_index]
+    def _timestamp_reason(self, row: list[str], index: int) -> str:
+        name, value = self.columns[index], row[index]
         shown = value if len(value) <= PREVIEW_CHARS else f"{value[:PREVIEW_CHARS]}…"
         return f"column {name!r} is not an ISO 8601 date-time: {shown!r}"
 

@@ -146,8 +146,8 @@ class ImportRun:
     def _take(self, block: Block) -> None:
         if block.rejects:
             if self.params.on_error == OnError.ABORT:
-                first = block.rejects[0]
-                raise JobFailed(f"line {first.line}: {first.reason}", rejects=[first])
+                reject = block.rejects[0]
+                raise JobFailed(f"line {reject.line}: {reject.reason}", rejects=[reject])
             # Rejected rows are a budget: the first ones are kept to show, the rest counted.
             room = settings.COLLECT_MAX_STORED_REJECTS - self.rows_rejected
             self.rejects += block.rejects[: max(0, room)]

@@ -8,7 +8,6 @@ file's own, and staff open these too.
 import csv
 import io
 import tempfile
-from typing import BinaryIO
 
 from django.conf import settings
 
@@ -19,7 +18,7 @@ HEADER = ["line", "reason", "content"]
 SPOOL_BYTES = 1 << 20
 
 
-def rejects_csv(job: Job) -> BinaryIO:
+def rejects_csv(job: Job) -> tempfile.SpooledTemporaryFile[bytes]:
     """The file, positioned at its start; the caller closes it."""
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - returned open
     text = io.TextIOWrapper(spool, encoding="utf-8", newline="", write_through=True)

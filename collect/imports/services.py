@@ -4,9 +4,9 @@ that is still arriving."""
 import io
 import uuid
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -28,7 +28,7 @@ DEFAULT_TIMESTAMP_COLUMN = "submitted_at"
 
 def import_start(
     *,
-    owner: Any,
+    owner: User,
     source: Path,
     filename: str,
     dataset_name: str,
@@ -79,7 +79,7 @@ def import_start(
 
 
 def import_check_start(
-    *, owner: Any, head: bytes, dataset_name: str, timestamp_column: str | None = None
+    *, owner: User, head: bytes, dataset_name: str, timestamp_column: str | None = None
 ) -> bool:
     """Whether the first bytes of a file still arriving hold its whole header, which the
     import would then accept. Raises InvalidInput, as `import_start` would, for a header it

@@ -35,7 +35,8 @@ class InProcessDispatcher(Dispatcher):
     """
 
     def __init__(self) -> None:
-        self.queue: queue.Queue[UUID] = queue.Queue()
+        # None asks a worker thread to stop (WorkerPool.stop).
+        self.queue: queue.Queue[UUID | None] = queue.Queue()
 
     def enqueue(self, job_id: UUID) -> None:
         self.queue.put(job_id)
@@ -54,12 +55,12 @@ class CeleryDispatcher(Dispatcher):
         from collect.celery import app
 
         self.app = app
-        self.unsent: queue.Queue[str] = queue.Queue()
+        self.unsent: queue.Queue[UUID] = queue.Queue()
         self._sender: threading.Thread | None = None
         self._starting = threading.Lock()
 
     def enqueue(self, job_id: UUID) -> None:
-        self.unsent.put(str(job_id))
+        self.unsent.put(job_id)
         with self._starting:
             if self._sender is None or not self._sender.is_alive():
                 self._sender = threading.Thread(
@@ -73,7 +74,7 @@ class CeleryDispatcher(Dispatcher):
             delay = SEND_RETRY_FIRST_S
             while True:
                 try:
-                    self.app.send_task(self.TASK, args=[job_id])
+                    self.app.send_task(self.TASK, args=[str(job_id)])  # a message is JSON
                     break
                 except Exception as error:
                     log.warning("job %s: cannot reach the broker (%s); retrying", job_id, error)

@@ -2,6 +2,7 @@
 
 import logging
 import threading
+from collections.abc import Callable
 
 from django.db import close_old_connections, connection
 
@@ -32,7 +33,7 @@ class WorkerPool:
         for thread in self.threads:
             thread.join(timeout)
 
-    def _spawn(self, target, name: str) -> None:
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self.threads.append(thread)

@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
+from typing import Protocol
+from uuid import UUID
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -26,13 +28,20 @@ from django.db import connection, transaction
 from collect import faults
 from collect.db.sessions import current_session
 from collect.jobs import selectors, services
-from collect.jobs.kinds import JobFailed, kind_for
+from collect.jobs.kinds import JobFailed, JobRun, kind_for
 from collect.jobs.models import Job
 
 log = logging.getLogger(__name__)
 PROCESS_ID = uuid.uuid4().hex[:8]
 LOST_OWNERSHIP = "another worker owns it now; this run stops without writing"
 MAX_OPEN_RENEWALS = 30  # ten leases
+AfterBatch = Callable[[Job], None]
+
+
+class Claim(Protocol):
+    """Claims a job for `worker` (services.job_claim of one job, or job_claim_next)."""
+
+    def __call__(self, *, worker: str, session: str = "") -> Job | None: ...
 
 
 def worker_name() -> str:
@@ -41,18 +50,18 @@ def worker_name() -> str:
 
 
 def run_job(
-    job_id,
+    job_id: UUID,
     *,
     worker: str,
     stop: threading.Event | None = None,
-    after_batch: Callable[[Job], None] | None = None,
+    after_batch: AfterBatch | None = None,
 ) -> Job | None:
     """Run this job until it completes, fails, pauses, is terminated or `stop` is set.
 
     Returns the job as its last batch left it, or None if it was not ours to run (or the
     run was abandoned after an error: the job is then queued again, or taken over).
     """
-    claim = partial(services.job_claim, job_id=job_id)
+    claim: Claim = partial(services.job_claim, job_id=job_id)
     return _claim_and_run(claim, worker, stop, after_batch)
 
 
@@ -61,7 +70,9 @@ def run_next_job(*, worker: str, stop: threading.Event | None = None) -> Job | N
     return _claim_and_run(services.job_claim_next, worker, stop, None)
 
 
-def _claim_and_run(claim, worker: str, stop, after_batch) -> Job | None:
+def _claim_and_run(
+    claim: Claim, worker: str, stop: threading.Event | None, after_batch: AfterBatch | None
+) -> Job | None:
     try:
         job = claim(worker=worker, session=current_session())
     except Exception as error:  # the job stays queued; a sweep wakes a worker again
@@ -77,12 +88,16 @@ def _claim_and_run(claim, worker: str, stop, after_batch) -> Job | None:
         try:
             return services.job_fail(job_id=job.pk, worker=worker, failure=failure)
         except Exception as error:  # the same failure is found again when it runs again
-            return _retry_later(job.pk, worker, error, stop)
+            _retry_later(job.pk, worker, error, stop)
+            return None
     except Exception as error:
-        return _retry_later(job.pk, worker, error, stop)
+        _retry_later(job.pk, worker, error, stop)
+        return None
 
 
-def _run(job: Job, worker: str, stop, after_batch) -> Job | None:
+def _run(
+    job: Job, worker: str, stop: threading.Event | None, after_batch: AfterBatch | None
+) -> Job | None:
     with lease_renewed(job.pk, worker):
         run = kind_for(job.kind).open(job)
     try:
@@ -92,7 +107,7 @@ def _run(job: Job, worker: str, stop, after_batch) -> Job | None:
 
 
 @contextmanager
-def lease_renewed(job_id, worker: str) -> Iterator[None]:
+def lease_renewed(job_id: UUID, worker: str) -> Iterator[None]:
     """Keep the job's lease while a run opens, which takes as long as it takes (a gzip file
     is read from its start up to the checkpoint); batches renew it from then on. At most
     MAX_OPEN_RENEWALS times: a run that never opens is as good as dead."""
@@ -118,7 +133,7 @@ def lease_renewed(job_id, worker: str) -> Iterator[None]:
         renewer.join()
 
 
-def _retry_later(job_id, worker: str, error: Exception, stop) -> None:
+def _retry_later(job_id: UUID, worker: str, error: Exception, stop: threading.Event | None) -> None:
     """Hand the job back after an error that is not the input's fault. If the database is
     out of reach too, keep trying for about a lease; after that the job's lease has run out
     and a sweep (of any process) takes it back."""
@@ -157,7 +172,13 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0] if lines else ''}"[:500]
 
 
-def _run_batches(job, run, worker, stop, after_batch) -> Job | None:
+def _run_batches(
+    job: Job,
+    run: JobRun,
+    worker: str,
+    stop: threading.Event | None,
+    after_batch: AfterBatch | None,
+) -> Job | None:
     while True:
         started = time.monotonic()
         try:

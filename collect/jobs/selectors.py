@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.contrib.auth.models import User
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -14,7 +15,9 @@ PENDING_REQUESTS = (Status.PAUSING, Status.TERMINATING)
 ACTIVE = (Status.QUEUED, Status.RUNNING, Status.PAUSING, Status.PAUSED)
 
 
-def jobs_visible_to(user, *, status: str | None = None, kind: str | None = None) -> QuerySet[Job]:
+def jobs_visible_to(
+    user: User, *, status: str | None = None, kind: str | None = None
+) -> QuerySet[Job]:
     jobs = Job.objects.select_related("dataset")
     if not user.is_staff:
         jobs = jobs.filter(owner=user)
@@ -29,7 +32,7 @@ def jobs_visible_to(user, *, status: str | None = None, kind: str | None = None)
     return jobs
 
 
-def job_visible_to(user, task_id: str) -> Job:
+def job_visible_to(user: User, task_id: str) -> Job:
     """The job, if this user may see it; another user's job is as absent as a missing one."""
     try:
         return jobs_visible_to(user).get(pk=uuid.UUID(str(task_id)))
@@ -37,12 +40,12 @@ def job_visible_to(user, task_id: str) -> Job:
         raise NotFound(f"no task {task_id}") from None
 
 
-def job_has_pending_request(job_id) -> bool:
+def job_has_pending_request(job_id: uuid.UUID) -> bool:
     """Whether a pause or terminate waits for the job's worker to honour it."""
     return Job.objects.filter(pk=job_id, status__in=PENDING_REQUESTS).exists()
 
 
-def jobs_fairest_first(*, limit: int) -> list:
+def jobs_fairest_first(*, limit: int) -> list[uuid.UUID]:
     """Ids of queued jobs that may run now, in the order workers should take them: first
     the jobs of users with the fewest jobs running, then the longest waiting. So one user's
     flood of jobs delays another user's by at most the jobs already running."""
@@ -61,6 +64,6 @@ def jobs_fairest_first(*, limit: int) -> list:
     )
 
 
-def jobs_active_count(owner) -> int:
+def jobs_active_count(owner: User) -> int:
     """The owner's jobs that hold a place: queued, running or paused."""
     return Job.objects.filter(owner=owner, status__in=ACTIVE).count()

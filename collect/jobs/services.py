@@ -4,10 +4,12 @@ The control calls (pause, resume, terminate) are what users ask for; the rest is
 workers and the sweeper do with a job they own or have found abandoned.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
@@ -41,11 +43,11 @@ class TerminationRequested(Exception):
     """The job is being terminated: its current batch is rolled back, then all it wrote."""
 
 
-def _locked(job_id) -> Job:
+def _locked(job_id: UUID) -> Job:
     return Job.objects.select_for_update().get(pk=job_id)
 
 
-def _locked_unless_busy(job_id) -> Job | None:
+def _locked_unless_busy(job_id: UUID) -> Job | None:
     """The job under its row lock, or None if someone holds that lock now (a sweep must
     never wait on one job)."""
     return Job.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
@@ -69,7 +71,7 @@ def _queue(job: Job) -> None:
     dispatch.job_enqueue(job.id)
 
 
-def _queue_again(job: Job, now) -> None:
+def _queue_again(job: Job, now: datetime) -> None:
     """Queue a job whose run was lost: at once the first time, then after a wait that
     doubles with each run in a row that made no progress (the sweeper wakes it)."""
     if job.attempts <= 1:
@@ -82,7 +84,7 @@ def _queue_again(job: Job, now) -> None:
 
 
 @transaction.atomic
-def job_pause(*, job_id) -> Job:
+def job_pause(*, job_id: UUID) -> Job:
     job = _locked(job_id)
     if job.status in PAUSE_NOOP:
         return job
@@ -97,7 +99,7 @@ def job_pause(*, job_id) -> Job:
 
 
 @transaction.atomic
-def job_resume(*, job_id) -> Job:
+def job_resume(*, job_id: UUID) -> Job:
     job = _locked(job_id)
     if job.status in RESUME_NOOP:
         return job
@@ -113,7 +115,9 @@ def job_resume(*, job_id) -> Job:
 
 
 @transaction.atomic
-def job_terminate(*, job_id, by=None, reason: str = "terminated by user") -> Job:
+def job_terminate(
+    *, job_id: UUID, by: User | None = None, reason: str = "terminated by user"
+) -> Job:
     """Terminate: a job nobody runs is rolled back here and now; a running one by its worker."""
     job = _locked(job_id)
     if job.status in TERMINATE_NOOP:
@@ -145,7 +149,7 @@ def _roll_back(job: Job, status: Status, error: str | None = None) -> None:
 # What workers do with the jobs they run.
 
 
-def job_claim(*, job_id, worker: str, session: str = "") -> Job | None:
+def job_claim(*, job_id: UUID, worker: str, session: str = "") -> Job | None:
     """Take a queued job for this worker, whose database session is `session`; None if it
     is not queued (any more), or waits after a fault. Counts the run as an attempt, and as
     a crash until it commits a batch or hands the job back."""
@@ -164,7 +168,7 @@ def job_claim(*, job_id, worker: str, session: str = "") -> Job | None:
     return Job.objects.get(pk=job_id) if claimed else None
 
 
-def job_renew_lease(*, job_id, worker: str) -> bool:
+def job_renew_lease(*, job_id: UUID, worker: str) -> bool:
     """Extend the lease of a job this worker still owns; False if it does not."""
     renewed = Job.objects.filter(pk=job_id, worker=worker, status__in=OWNED).update(
         lease_expires_at=timezone.now() + timedelta(seconds=settings.COLLECT_LEASE_SECONDS)
@@ -183,7 +187,7 @@ def job_claim_next(*, worker: str, session: str = "") -> Job | None:
     return None
 
 
-def job_check_room(owner) -> None:
+def job_check_room(owner: User) -> None:
     """Refuse a new job past the owner's COLLECT_MAX_ACTIVE_JOBS (queued, running or paused).
     Called in the transaction that creates the job, under a lock on the owner, so that
     concurrent requests cannot both take the last place."""
@@ -198,7 +202,7 @@ def job_check_room(owner) -> None:
 
 
 def job_commit_batch(
-    *, job_id, worker: str, progress: Progress, seconds: float, stop_requested: bool = False
+    *, job_id: UUID, worker: str, progress: Progress, seconds: float, stop_requested: bool = False
 ) -> Job:
     """Record a batch's checkpoint in the batch's own transaction and apply what was asked.
 
@@ -235,7 +239,7 @@ def job_commit_batch(
 
 
 @transaction.atomic
-def job_fail(*, job_id, worker: str | None, failure: JobFailed) -> Job | None:
+def job_fail(*, job_id: UUID, worker: str | None, failure: JobFailed) -> Job | None:
     """Fail a job, roll back everything it wrote and keep why it failed."""
     job = _locked(job_id)
     if worker is not None and (job.worker != worker or job.status not in OWNED):
@@ -249,7 +253,7 @@ def job_fail(*, job_id, worker: str | None, failure: JobFailed) -> Job | None:
 
 
 @transaction.atomic
-def job_finish_termination(*, job_id) -> Job:
+def job_finish_termination(*, job_id: UUID) -> Job:
     job = _locked(job_id)
     if job.status == Status.TERMINATING:
         _roll_back(job, Status.TERMINATED)
@@ -257,7 +261,7 @@ def job_finish_termination(*, job_id) -> Job:
 
 
 @transaction.atomic
-def job_retry_later(*, job_id, worker: str, error: str, crashed: bool) -> Job | None:
+def job_retry_later(*, job_id: UUID, worker: str, error: str, crashed: bool) -> Job | None:
     """Hand back a job whose run this worker abandoned after `error`, a crash or (not
     `crashed`) a fault of the machinery: it continues from its checkpoint after a while,
     unless it has crashed too often in a row. None if the job is not this worker's."""
@@ -271,7 +275,7 @@ def job_retry_later(*, job_id, worker: str, error: str, crashed: bool) -> Job | 
     return job
 
 
-def _after_lost_run(job: Job, now) -> None:
+def _after_lost_run(job: Job, now: datetime) -> None:
     """What becomes of a job whose run ended without committing its last batch."""
     if job.status == Status.TERMINATING:
         _roll_back(job, Status.TERMINATED)
@@ -293,7 +297,7 @@ def _after_lost_run(job: Job, now) -> None:
 
 
 @transaction.atomic
-def job_expire_pause(*, job_id, paused_before) -> Job | None:
+def job_expire_pause(*, job_id: UUID, paused_before: datetime) -> Job | None:
     """Terminate a job that is still paused and has been since before `paused_before`."""
     job = _locked_unless_busy(job_id)
     if job is None or job.status != Status.PAUSED or not job.paused_at:
@@ -304,7 +308,7 @@ def job_expire_pause(*, job_id, paused_before) -> Job | None:
 
 
 @transaction.atomic
-def job_recover(*, job_id, now=None) -> Job | None:
+def job_recover(*, job_id: UUID, now: datetime | None = None) -> Job | None:
     """Take back a job whose worker stopped renewing its lease (it died or hung); None if
     another transaction holds the job now (try again at the next sweep)."""
     job = _locked_unless_busy(job_id)
@@ -319,7 +323,7 @@ def job_recover(*, job_id, now=None) -> Job | None:
 
 
 @transaction.atomic
-def job_wake(*, job_id, now=None) -> Job | None:
+def job_wake(*, job_id: UUID, now: datetime | None = None) -> Job | None:
     """Queue again a job whose wait after a fault is over, and wake a worker for it."""
     job = _locked_unless_busy(job_id)
     now = now or timezone.now()
@@ -330,7 +334,7 @@ def job_wake(*, job_id, now=None) -> Job | None:
 
 
 @transaction.atomic
-def job_redispatch(*, job_id, queued_before) -> Job | None:
+def job_redispatch(*, job_id: UUID, queued_before: datetime) -> Job | None:
     """Wake a worker again for a job that has waited since before `queued_before`: the
     message that should have woken one may have been lost with a broker restart."""
     job = _locked_unless_busy(job_id)

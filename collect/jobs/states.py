@@ -25,10 +25,11 @@ OWNED = frozenset({Status.RUNNING, Status.PAUSING, Status.TERMINATING})
 
 # For each control call: the states it changes, and the states where it is a no-op
 # (calling it again answers 200 with the job unchanged). Anything else is a conflict.
-PAUSE_FROM = {Status.QUEUED: Status.PAUSED, Status.RUNNING: Status.PAUSING}
+# Keyed by str: a job's `status` field is a plain str (a Status is one too).
+PAUSE_FROM: dict[str, Status] = {Status.QUEUED: Status.PAUSED, Status.RUNNING: Status.PAUSING}
 PAUSE_NOOP = frozenset({Status.PAUSING, Status.PAUSED})
 # A resume that arrives before the worker has honoured a pause simply cancels the pause.
-RESUME_FROM = {Status.PAUSED: Status.QUEUED, Status.PAUSING: Status.RUNNING}
+RESUME_FROM: dict[str, Status] = {Status.PAUSED: Status.QUEUED, Status.PAUSING: Status.RUNNING}
 RESUME_NOOP = frozenset({Status.QUEUED, Status.RUNNING})
 TERMINATE_FROM = frozenset({Status.QUEUED, Status.RUNNING, Status.PAUSING, Status.PAUSED})
 TERMINATE_NOOP = frozenset({Status.TERMINATING, Status.TERMINATED})

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
+from uuid import UUID
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -33,8 +34,8 @@ def sweep() -> None:
     now = timezone.now()
     for task in (_recover_abandoned, _expire_pauses, _wake_waiting, _redispatch_queued):
         _isolated(task.__name__, partial(task, now))
-    for name, task in _SWEEPS.items():
-        _isolated(name, partial(task, now))
+    for name, registered in _SWEEPS.items():
+        _isolated(name, partial(registered, now))
 
 
 def _isolated(name: str, task: Callable[[], object]) -> None:
@@ -55,7 +56,7 @@ def _recover_abandoned(now: datetime) -> None:
         _isolated(f"recovery of job {job_id}", partial(_fence_and_recover, job_id, session, now))
 
 
-def _fence_and_recover(job_id, session: str, now: datetime) -> None:
+def _fence_and_recover(job_id: UUID, session: str, now: datetime) -> None:
     if session_end(session):
         log.warning("job %s: ended the database session of its stale worker", job_id)
     job_recover(job_id=job_id, now=now)

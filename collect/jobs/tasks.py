@@ -17,13 +17,14 @@ shutting_down = threading.Event()
 
 
 @worker_shutting_down.connect
-def _hand_back_running_jobs(**_) -> None:
+def _hand_back_running_jobs(**_: object) -> None:
     shutting_down.set()
 
 
 @shared_task(name="collect.run_job", ignore_result=True)  # dispatch.CeleryDispatcher.TASK
 def run_job_task(job_id: str) -> None:
-    """Woken for `job_id`; runs whichever queued job is fairest now (see job_claim_next)."""
+    """Woken for `job_id` (a str: the message is JSON); runs whichever queued job is fairest
+    now (see job_claim_next), so the id itself is not needed."""
     try:
         run_next_job(worker=worker_name(), stop=shutting_down)
     finally:

@@ -1,6 +1,8 @@
 import contextlib
+from typing import Any
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
 
 from collect.errors import TooLarge
@@ -16,11 +18,11 @@ class SizeLimitedUploadHandler(TemporaryFileUploadHandler):
     """Streams an upload to a temporary file and stops it as soon as it passes the limit.
     Whatever stops it, the temporary file is closed and deleted at once."""
 
-    def new_file(self, *args, **kwargs) -> None:
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
         super().new_file(*args, **kwargs)
         self.received = 0
 
-    def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
         self.received += len(raw_data)
         if self.received > settings.COLLECT_MAX_UPLOAD_BYTES:
             self._discard()
@@ -31,7 +33,8 @@ class SizeLimitedUploadHandler(TemporaryFileUploadHandler):
             self._discard()
             raise_write_error(error)
 
-    def file_complete(self, file_size: int):
+    # Quoted: UploadedFile is generic in Django's stubs only.
+    def file_complete(self, file_size: int) -> "UploadedFile[bytes] | None":
         try:
             return super().file_complete(file_size)  # flushes what is still buffered
         except OSError as error:

@@ -2,13 +2,15 @@
 
 import uuid
 
+from django.contrib.auth.models import User
+
 from collect.errors import Gone, NotFound
 from collect.uploads.models import Upload
 
 GONE = (Upload.State.TERMINATED, Upload.State.EXPIRED, Upload.State.JOINED)
 
 
-def upload_visible_to(owner, upload_id: str) -> Upload:
+def upload_visible_to(owner: User, upload_id: str) -> Upload:
     """The owner's upload; anyone else's is as absent as a missing one (404), and one that
     was terminated or expired is gone (410)."""
     try:

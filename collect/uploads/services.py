@@ -16,9 +16,11 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn
+from uuid import UUID
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import UnreadablePostError
 from django.utils import timezone
@@ -79,7 +81,7 @@ def upload_expiry(now: datetime | None = None) -> datetime:
 
 def upload_create(
     *,
-    owner,
+    owner: User,
     length: int | None,
     options: UploadOptions,
     metadata: str = "",
@@ -107,7 +109,7 @@ def upload_create(
 
 def upload_append(
     *,
-    owner,
+    owner: User,
     upload_id: str,
     offset: int,
     body: BinaryIO,
@@ -139,7 +141,7 @@ def upload_append(
 
 
 def upload_concatenate(
-    *, owner, part_ids: list[str], options: UploadOptions, metadata: str = ""
+    *, owner: User, part_ids: list[str], options: UploadOptions, metadata: str = ""
 ) -> Upload:
     """A final upload made of complete partial uploads, in order; its import starts. The
     parts are claimed first, under their row locks: a second final of the same parts is a
@@ -174,7 +176,7 @@ def upload_concatenate(
     return final
 
 
-def _claim_parts(owner, part_ids: list[str]) -> list[Upload]:
+def _claim_parts(owner: User, part_ids: list[str]) -> list[Upload]:
     # A joined part is a conflict here (another final has it), not gone as for its HEAD.
     keys = [_part_key(owner, part_id) for part_id in part_ids]
     if len(set(keys)) != len(keys):
@@ -194,7 +196,7 @@ def _claim_parts(owner, part_ids: list[str]) -> list[Upload]:
     return parts
 
 
-def _part_key(owner, part_id: str):
+def _part_key(owner: User, part_id: str) -> UUID:
     try:
         return upload_visible_to(owner, part_id).pk
     except Gone:
@@ -220,7 +222,7 @@ def _join(final: Upload, parts: list[Upload]) -> None:
         os.fsync(target.fileno())
 
 
-def upload_terminate(*, owner, upload_id: str) -> None:
+def upload_terminate(*, owner: User, upload_id: str) -> None:
     """Forget the upload and free its bytes; an import it already started is not touched."""
     upload = upload_visible_to(owner, upload_id)
     Upload.objects.filter(pk=upload.pk).update(state=Upload.State.TERMINATED)
@@ -245,7 +247,7 @@ def upload_sweep(now: datetime | None = None) -> int:
     return count
 
 
-def _new_upload(owner, options: UploadOptions, metadata: str, **fields) -> Upload:
+def _new_upload(owner: User, options: UploadOptions, metadata: str, **fields: Any) -> Upload:
     return Upload.objects.create(
         owner=owner,
         metadata=metadata,
@@ -259,7 +261,7 @@ def _new_upload(owner, options: UploadOptions, metadata: str, **fields) -> Uploa
     )
 
 
-def _receiving(owner, upload_id: str) -> Upload:
+def _receiving(owner: User, upload_id: str) -> Upload:
     upload = upload_visible_to(owner, upload_id)
     _check_receiving(upload)
     return upload
@@ -336,7 +338,7 @@ def _write_chunk(
     except CollectError:
         file.truncate(offset)
         raise
-    if hasher and not hmac.compare_digest(hasher.digest(), checksum.digest):
+    if hasher and checksum and not hmac.compare_digest(hasher.digest(), checksum.digest):
         file.truncate(offset)
         raise ChecksumMismatch(f"the chunk's {checksum.algorithm} checksum does not match")
     try:

@@ -10,6 +10,7 @@ import io
 import logging
 import re
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.db import DatabaseError, DataError, connection, transaction
 from psycopg import sql
@@ -93,7 +94,7 @@ class PostgresStore(SegmentStore):
     ) -> int:
         names = [sql.Identifier(value_columns(number)[-1]) for number in columns]
         selected = sql.SQL(", ").join(names if raw else map(_neutralised, names))
-        where = [sql.SQL("line > %s AND line <= %s")]
+        where: list[sql.Composable] = [sql.SQL("line > %s AND line <= %s")]
         parameters: list[object] = [after_line, up_to_line]
         if timestamp is not None:
             column = sql.SQL("{}::timestamptz").format(  # sessions are UTC: naive means UTC
@@ -195,7 +196,7 @@ def reads_alike(text: str) -> bool:
     return True
 
 
-def _as_csv(rows: list[list], line_end: str) -> str:
+def _as_csv(rows: list[list[Any]], line_end: str) -> str:
     # Every field quoted: a CR or LF in a value is then data whatever the line ends, and a
     # value "\\." cannot end COPY's input.
     buffer = io.StringIO()

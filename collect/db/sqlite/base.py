@@ -9,9 +9,11 @@ its turn when it begins, a write outside a transaction (autocommit: a job's clai
 token) for its one statement. So any write waits for at most the batch in flight.
 """
 
+import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.db.backends.sqlite3 import base
 
@@ -48,17 +50,22 @@ def _reads_only(query: str) -> bool:
 class FairCursor(base.SQLiteCursorWrapper):
     """Takes a write turn for a write in autocommit mode (a transaction already has one)."""
 
-    def __init__(self, connection, wrapper: "DatabaseWrapper") -> None:
+    def __init__(self, connection: sqlite3.Connection, wrapper: "DatabaseWrapper") -> None:
         super().__init__(connection)
         self.wrapper = wrapper
 
-    def execute(self, query, params=None):
+    # The signatures of Django's wrapper, which its stubs also mark as overriding sqlite3's.
+    def execute(  # type: ignore[override]
+        self, query: str, params: Iterable[Any] | None = None
+    ) -> base.SQLiteCursorWrapper:
         if self._needs_turn(query):
             with self.wrapper.write_turn():
                 return super().execute(query, params)
         return super().execute(query, params)
 
-    def executemany(self, query, param_list):
+    def executemany(  # type: ignore[override]
+        self, query: str, param_list: Iterable[Iterable[Any]]
+    ) -> base.SQLiteCursorWrapper:
         if self._needs_turn(query):
             with self.wrapper.write_turn():
                 return super().executemany(query, param_list)
@@ -73,7 +80,7 @@ class FairCursor(base.SQLiteCursorWrapper):
 class DatabaseWrapper(base.DatabaseWrapper):
     holds_write_turn = False
 
-    def create_cursor(self, name=None):
+    def create_cursor(self, name: str | None = None) -> FairCursor:
         return self.connection.cursor(factory=lambda connection: FairCursor(connection, self))
 
     @contextmanager
@@ -84,29 +91,31 @@ class DatabaseWrapper(base.DatabaseWrapper):
         finally:
             self._end_write_turn()
 
+    # Django's private hooks below are left out of its stubs: hence the `type: ignore`s.
+
     def _start_transaction_under_autocommit(self) -> None:
         self._take_write_turn()  # until the transaction ends
         try:
-            super()._start_transaction_under_autocommit()
+            super()._start_transaction_under_autocommit()  # type: ignore[misc]
         except BaseException:
             self._end_write_turn()
             raise
 
     def _commit(self) -> None:
         try:
-            return super()._commit()
+            return super()._commit()  # type: ignore[misc]
         finally:
             self._end_write_turn()
 
     def _rollback(self) -> None:
         try:
-            return super()._rollback()
+            return super()._rollback()  # type: ignore[misc]
         finally:
             self._end_write_turn()
 
     def _close(self) -> None:
         try:
-            return super()._close()
+            return super()._close()  # type: ignore[misc]
         finally:
             self._end_write_turn()
 
