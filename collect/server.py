@@ -1,6 +1,7 @@
 """`collect serve`: the HTTP server, and in the embedded mode the worker pool beside it."""
 
 import gc
+import io
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ def serve(host: str, port: int) -> None:
     from collect.jobs.sweeper import SweeperThread
     from collect.wsgi import application
 
+    call_command("check", stdout=io.StringIO())  # a setting that cannot work stops the start
     embedded = settings.COLLECT_DISPATCH == "inprocess"
     if embedded:
         _hold_data_dir_lock(settings.DATA_DIR / "serve.lock")
