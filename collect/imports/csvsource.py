@@ -217,7 +217,7 @@ class CsvSource:
         first_line = self.line
         timestamp_index = self.timestamp_index
         is_timestamp, fromisoformat = ISO_TIMESTAMP.fullmatch, datetime.fromisoformat
-        first_day = last_day = None
+        first_day, last_day = _NO_DAY, ""  # the least and greatest dates seen
         done = progress.lines
         try:
             for row in reader:
@@ -243,12 +243,10 @@ class CsvSource:
                         rejects.append(_reject(line, row, reason))
                         continue
                     day = value[:10]
-                    if last_day is None:
-                        first_day = last_day = day
-                    elif day > last_day:
-                        last_day = day
-                    elif day < first_day:  # type: ignore[operator]
+                    if day < first_day:
                         first_day = day
+                    if day > last_day:
+                        last_day = day
                 if number_rows:
                     row.append(line)  # type: ignore[arg-type]  # a line number ends the row
                 if keep_rows:
@@ -258,9 +256,9 @@ class CsvSource:
         finally:
             progress.lines = done
             block.count = len(rows) if keep_rows else block.count + count
-            if first_day is not None:
+            if last_day:
                 block.first_day = min(first_day, block.first_day or first_day)
-                block.last_day = max(last_day, block.last_day or last_day)  # type: ignore[type-var]
+                block.last_day = max(last_day, block.last_day or last_day)
 
     def _timestamp_reason(self, row: list[str], index: int) -> str:
         name, value = self.columns[index], row[index]
@@ -269,6 +267,9 @@ class CsvSource:
 
     def _width_reason(self, row: list[str]) -> str:
         return f"expected {self.width} fields, found {len(row)}"
+
+
+_NO_DAY = "9999-99-99"  # after every date
 
 
 class _LinesDone:
