@@ -158,6 +158,9 @@ def segment_rows(job) -> list[tuple]:
 # Wake-ups sent to workers.
 
 
+NO_WAKEUP_SETTLE_S = 0.1
+
+
 class SentWakeups:
     """The wake-ups the dispatcher of this run has sent since the fixture began: the job ids
     in the in-process queue (embedded), or the messages in the broker's queue (Celery)."""
@@ -181,23 +184,28 @@ class SentWakeups:
             except queue.Empty:
                 return ids
 
-    def job_ids(self, *, expected: int, timeout: float = 10.0) -> list[str]:
-        """The ids woken so far, in order, once there are `expected` of them (the Celery
-        dispatcher sends from a thread of its own) or `timeout` has passed."""
+    def job_ids(self, *, of: list, expected: int, timeout: float = 10.0) -> list[str]:
+        """The wake-ups sent so far for the jobs `of` (ids), in order, once there are
+        `expected` of them (the Celery dispatcher sends from a thread of its own) or `timeout`
+        has passed. Only those jobs: an earlier test's wake-up may still arrive."""
+        wanted = {str(job_id) for job_id in of}
         if not isinstance(self.dispatcher, dispatch.CeleryDispatcher):
-            return self._drain()
+            return [job_id for job_id in self._drain() if job_id in wanted]
+        if expected == 0:  # none must come: give the sender a moment to prove it
+            time.sleep(min(timeout, NO_WAKEUP_SETTLE_S))
         deadline = time.monotonic() + timeout
-        while self.broker.llen(self.queue) - self.before < expected:
-            if time.monotonic() > deadline:
-                break
+        while len(ids := self._sent_ids(wanted)) < expected and time.monotonic() < deadline:
             time.sleep(0.02)
+        return ids
+
+    def _sent_ids(self, wanted: set[str]) -> list[str]:
         ids = []
         for raw in reversed(self._sent_messages()):  # pushed on the left: the newest first
             message = json.loads(raw)
             assert message["headers"]["task"] == dispatch.CeleryDispatcher.TASK, message
             args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
             assert kwargs == {}, message
-            ids += args
+            ids += [job_id for job_id in args if job_id in wanted]
         return ids
 
     def _sent_messages(self) -> list[bytes]:

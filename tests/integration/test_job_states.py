@@ -94,7 +94,9 @@ def test_control_call(user, django_capture_on_commit_callbacks, sent_wakeups, ki
         else:
             assert after[name] == value, name
     assert model_to_dict(returned, exclude=[]) == after
-    woken = sent_wakeups.job_ids(expected=1 if (call, status) in WAKES else 0, timeout=2)
+    woken = sent_wakeups.job_ids(
+        of=[job.pk], expected=1 if (call, status) in WAKES else 0, timeout=2
+    )
     assert woken == ([str(job.pk)] if (call, status) in WAKES else [])
 
 
@@ -113,14 +115,14 @@ def test_a_long_queued_job_is_woken_again_and_only_then(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         unchanged = services.job_redispatch(job_id=job.pk, queued_before=recently)
     assert (unchanged.status, unchanged.queued_at, callbacks) == (S.QUEUED, long_ago, [])
-    assert sent_wakeups.job_ids(expected=0, timeout=0.5) == []
+    assert sent_wakeups.job_ids(of=[job.pk], expected=0, timeout=0.5) == []
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         woken = services.job_redispatch(job_id=job.pk, queued_before=timezone.now())
     assert woken.status == S.QUEUED and woken.queued_at > long_ago
     assert Job.objects.get(pk=job.pk).queued_at == woken.queued_at
     assert len(callbacks) == 1
-    assert sent_wakeups.job_ids(expected=1) == [str(job.pk)]
+    assert sent_wakeups.job_ids(of=[job.pk], expected=1) == [str(job.pk)]
 
 
 @pytest.mark.parametrize(
@@ -141,7 +143,7 @@ def test_only_a_job_queued_and_due_is_woken_again(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         services.job_redispatch(job_id=job.pk, queued_before=timezone.now())
     assert (fields(job), callbacks) == (before, [])
-    assert sent_wakeups.job_ids(expected=0, timeout=0.5) == []
+    assert sent_wakeups.job_ids(of=[job.pk], expected=0, timeout=0.5) == []
 
 
 def test_the_sweep_wakes_long_queued_jobs_where_messages_can_be_lost(
@@ -155,9 +157,9 @@ def test_the_sweep_wakes_long_queued_jobs_where_messages_can_be_lost(
     with django_capture_on_commit_callbacks(execute=True):
         sweep()
     if sent_wakeups.dispatcher.may_lose_messages:
-        assert sent_wakeups.job_ids(expected=1) == [str(stale.pk)]
+        assert sent_wakeups.job_ids(of=[stale.pk, fresh.pk], expected=1) == [str(stale.pk)]
         assert Job.objects.get(pk=stale.pk).queued_at > stale.queued_at
     else:
-        assert sent_wakeups.job_ids(expected=0) == []
+        assert sent_wakeups.job_ids(of=[stale.pk, fresh.pk], expected=0) == []
         assert Job.objects.get(pk=stale.pk).queued_at == stale.queued_at
     assert Job.objects.get(pk=fresh.pk).queued_at == fresh.queued_at
