@@ -32,9 +32,12 @@ def parse_timestamp(text: str) -> int:
 
 
 def timestamp_or_none(value: str | None) -> int | None:
+    """The timestamp of a value, or None for a NULL or anything that is not one."""
+    if value is None:
+        return None
     try:
-        return parse_timestamp(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        return parse_timestamp(value)
+    except (TypeError, ValueError):  # SQLite may hand over a value that is no text
         return None
 
 
