@@ -4,14 +4,22 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from collect.datasets import DEFAULT_DATASET, NAME_MAX_CHARS
+from collect.datasets.models import Dataset
 from collect.imports.choices import OnError
+from collect.imports.models import RejectedRow
+from collect.jobs import selectors
 from collect.jobs.kinds import Description, kind_for
 from collect.jobs.models import Job
-from collect.jobs.states import FINAL, Status
+from collect.jobs.states import FINAL, Kind, Status
+
+# Jobs whose rows were all removed again: what they wrote is `rows_rolled_back`, not held.
+ROLLED_BACK = frozenset({Status.TERMINATED, Status.FAILED})
 
 
 class ProgressSerializer(serializers.Serializer[Job]):
-    rows_done = serializers.IntegerField()
+    rows_done = serializers.SerializerMethodField(
+        help_text="Rows the job holds: 0 once terminated or failed (see `rows_rolled_back`)."
+    )
     rows_rejected = serializers.IntegerField()
     bytes_done = serializers.IntegerField()
     bytes_total = serializers.IntegerField()
@@ -25,13 +33,22 @@ class ProgressSerializer(serializers.Serializer[Job]):
         done, total = _work(job)
         return round(100.0 * done / total, 1) if total else 0.0
 
-    def get_rows_per_s(self, job: Job) -> float:
+    def get_rows_done(self, job: Job) -> int:
+        return 0 if job.status in ROLLED_BACK else job.rows_done
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_rows_per_s(self, job: Job) -> float | None:
+        """The mean rate of its runs; none while paused: nothing is moving."""
+        if job.status == Status.PAUSED:
+            return None
         return round(job.rows_done / job.run_seconds, 1) if job.run_seconds > 0 else 0.0
 
     @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_eta_s(self, job: Job) -> float | None:
         done, total = _work(job)
-        if job.status in FINAL or job.run_seconds <= 0 or done <= 0:
+        if job.status in FINAL or job.status == Status.PAUSED:
+            return None
+        if job.run_seconds <= 0 or done <= 0:
             return None
         return round((total - done) / (done / job.run_seconds), 1)
 
@@ -53,6 +70,30 @@ class RetrySerializer(serializers.Serializer[Job]):
     retry_at = serializers.DateTimeField(source="run_after", allow_null=True)
 
 
+class SummarySerializer(serializers.Serializer[Job]):
+    """What a completed job did, in a few numbers; the fields of the other kind are absent."""
+
+    rows_read = serializers.IntegerField(required=False, help_text="Import: records read.")
+    rows_imported = serializers.IntegerField(required=False, help_text="Import: records kept.")
+    rows_rejected = serializers.IntegerField(required=False, help_text="Import: records refused.")
+    rows_exported = serializers.IntegerField(required=False, help_text="Export: rows written.")
+    bytes = serializers.IntegerField(help_text="Import: of the file; export: of the CSV.")
+    seconds = serializers.FloatField(help_text="Time spent running, pauses excluded.")
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    seconds = round(job.run_seconds, 1)
+    if job.kind == Kind.EXPORT:
+        return {"rows_exported": job.rows_done, "bytes": job.bytes_done, "seconds": seconds}
+    return {
+        "rows_read": job.rows_done + job.rows_rejected,
+        "rows_imported": job.rows_done,
+        "rows_rejected": job.rows_rejected,
+        "bytes": job.bytes_total,
+        "seconds": seconds,
+    }
+
+
 class JobSerializer(serializers.ModelSerializer[Job]):
     task_id = serializers.UUIDField(source="id", read_only=True)
     dataset = serializers.CharField(source="dataset.name")
@@ -63,6 +104,10 @@ class JobSerializer(serializers.ModelSerializer[Job]):
     download_url = serializers.SerializerMethodField()
     errors_url = serializers.SerializerMethodField()
     retry = serializers.SerializerMethodField()
+    pause_expires_at = serializers.SerializerMethodField()
+    rows_rolled_back = serializers.SerializerMethodField()
+    queued_reason = serializers.SerializerMethodField()
+    summary = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -78,7 +123,11 @@ class JobSerializer(serializers.ModelSerializer[Job]):
             "started_at",
             "finished_at",
             "paused_at",
+            "pause_expires_at",
+            "queued_reason",
             "progress",
+            "rows_rolled_back",
+            "summary",
             "error",
             "termination_reason",
             "download_url",
@@ -120,6 +169,26 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         if not job.last_error or job.status not in (Status.QUEUED, Status.RUNNING):
             return None
         return RetrySerializer(job).data
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_pause_expires_at(self, job: Job) -> str | None:
+        """When a paused job will be terminated unless resumed (COLLECT_PAUSE_TIMEOUT)."""
+        expires = selectors.job_pause_expires_at(job)
+        return serializers.DateTimeField().to_representation(expires) if expires else None
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_rows_rolled_back(self, job: Job) -> int | None:
+        """A terminated or failed job's rows: written, then removed with the rest of it."""
+        return job.rows_done if job.status in ROLLED_BACK else None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_queued_reason(self, job: Job) -> str | None:
+        """Why a queued job waits: its place in line, busy workers, or a retry's wait."""
+        return selectors.job_queued_reason(job)
+
+    @extend_schema_field(SummarySerializer(allow_null=True))
+    def get_summary(self, job: Job) -> dict[str, Any] | None:
+        return job_summary(job) if job.status == Status.COMPLETED else None
 
     def _absolute(self, path: str) -> str:
         request = self.context.get("request")
@@ -181,3 +250,38 @@ class ExportSerializer(serializers.Serializer[dict[str, Any]]):
 ExportSerializer._declared_fields["from"] = serializers.CharField(
     help_text="First day (YYYY-MM-DD, inclusive, UTC) or ISO 8601 date-time."
 )
+
+
+class DatasetSerializer(serializers.ModelSerializer[Dataset]):
+    """A dataset with the totals of its completed imports (`datasets_visible_to` annotates
+    them); the days are those its records are dated by, in UTC."""
+
+    owner = serializers.CharField(source="owner.username")
+    columns = serializers.ListField(child=serializers.CharField())
+    rows = serializers.IntegerField(help_text="Records of its completed imports.")
+    imports = serializers.IntegerField(help_text="Its completed imports.")
+    first_day = serializers.DateField(allow_null=True, help_text="Of its earliest record.")
+    last_day = serializers.DateField(allow_null=True, help_text="Of its latest record.")
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "name",
+            "owner",
+            "columns",
+            "rows",
+            "imports",
+            "first_day",
+            "last_day",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class RejectedRowSerializer(serializers.ModelSerializer[RejectedRow]):
+    content = serializers.CharField(help_text="The record's first 200 characters, as written.")
+
+    class Meta:
+        model = RejectedRow
+        fields = ["line", "reason", "content"]
+        read_only_fields = fields

@@ -18,6 +18,14 @@ urlpatterns = [
     path("tasks/<str:task_id>/terminate/", views.TerminateApi.as_view(), name="task-terminate"),
     path("tasks/<str:task_id>/errors/", views.TaskErrorsApi.as_view(), name="task-errors"),
     path("tasks/<str:task_id>/download/", views.TaskDownloadApi.as_view(), name="task-download"),
+    path(
+        "tasks/<str:task_id>/rejected-rows/",
+        views.TaskRejectedRowsApi.as_view(),
+        name="task-rejected-rows",
+    ),
+    # The caller's datasets.
+    path("datasets/", views.DatasetListApi.as_view(), name="dataset-list"),
+    path("datasets/<path:name>/", views.DatasetDetailApi.as_view(), name="dataset-detail"),
     # Resumable uploads (tus 1.0.0); tus clients use the Location they get back verbatim.
     path("uploads/", tus.UploadCreateApi.as_view(), name="uploads"),
     path("uploads", tus.UploadCreateWithoutSlashApi.as_view()),

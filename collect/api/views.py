@@ -1,6 +1,7 @@
 """The HTTP API: each view checks input, calls one service or selector, serializes the job."""
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from drf_spectacular.utils import (
 from rest_framework import status as http
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.generics import ListAPIView
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,16 +26,21 @@ from rest_framework.views import APIView
 from collect.api.auth import signed_in
 from collect.api.serializers import (
     ConflictSerializer,
+    DatasetSerializer,
     ErrorSerializer,
     ExportSerializer,
     JobSerializer,
+    RejectedRowSerializer,
     UploadSerializer,
 )
 from collect.datasets import DEFAULT_DATASET
+from collect.datasets.models import Dataset
+from collect.datasets.selectors import dataset_visible_to, datasets_visible_to
 from collect.errors import Conflict, Forbidden, Gone, InvalidInput
 from collect.exports.job import export_pieces
 from collect.exports.services import export_start
 from collect.exports.storage import export_open
+from collect.imports.models import RejectedRow
 from collect.imports.rejects import rejects_csv
 from collect.imports.services import import_start
 from collect.jobs import selectors, services
@@ -43,6 +50,7 @@ from collect.uploads.handlers import too_large
 MULTIPART_OVERHEAD = 64 * 1024  # the form fields and part headers around the file
 CSV_FILE = OpenApiResponse(OpenApiTypes.STR, description="A CSV file.")
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such task visible to you.")
+NO_DATASET = OpenApiResponse(ErrorSerializer, description="No such dataset visible to you.")
 CONFLICT = OpenApiResponse(ConflictSerializer, description="Not allowed in the current state.")
 
 
@@ -318,3 +326,61 @@ def brief_alias(view: type[ControlApi], operation_id: str) -> type[ControlApi]:
     return extend_schema_view(post=extend_schema(operation_id=operation_id))(
         type(f"Brief{view.__name__}", (view,), {})
     )
+
+
+@extend_schema(
+    summary="List your datasets",
+    description=(
+        "Your datasets (staff see everyone's), by name: their columns, and the rows, imports "
+        "and first and last day of the records of their completed imports."
+    ),
+)
+class DatasetListApi(ListAPIView[Dataset]):
+    serializer_class = DatasetSerializer
+
+    def get_queryset(self) -> QuerySet[Dataset]:
+        return datasets_visible_to(signed_in(self.request))
+
+
+class DatasetDetailApi(APIView):
+    @extend_schema(
+        operation_id="dataset_retrieve",
+        summary="One dataset",
+        description=(
+            "Staff get their own dataset of that name, else another user's: `owner` names whose."
+        ),
+        parameters=[
+            OpenApiParameter("owner", str, description="Staff: the username of its owner.")
+        ],
+        responses={200: DatasetSerializer, 404: NO_DATASET},
+    )
+    def get(self, request: Request, name: str) -> Response:
+        dataset = dataset_visible_to(
+            signed_in(request), name, owner=request.query_params.get("owner")
+        )
+        return Response(DatasetSerializer(dataset).data)
+
+
+class RejectedRowsPage(PageNumberPagination):
+    page_size = 100
+
+
+class TaskRejectedRowsApi(ListAPIView[RejectedRow]):
+    serializer_class = RejectedRowSerializer
+    pagination_class = RejectedRowsPage
+
+    @extend_schema(
+        operation_id="task_rejected_rows",
+        summary="Rejected rows of an import, as JSON",
+        description=(
+            "The rows `/api/tasks/{task_id}/errors/` has as CSV, 100 a page, by line. At most "
+            "COLLECT_MAX_STORED_REJECTS are kept; the job's `progress.rows_rejected` counts "
+            "them all."
+        ),
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[RejectedRow]:
+        job = selectors.job_visible_to(signed_in(self.request), self.kwargs["task_id"])
+        return job.rejected_rows.order_by("line", "pk")

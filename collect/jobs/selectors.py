@@ -1,7 +1,9 @@
 """Reading jobs as a given user may see them: their own, or all for staff."""
 
 import uuid
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -67,3 +69,32 @@ def jobs_fairest_first(*, limit: int) -> list[uuid.UUID]:
 def jobs_active_count(owner: User) -> int:
     """The owner's jobs that hold a place: queued, running or paused."""
     return Job.objects.filter(owner=owner, status__in=ACTIVE).count()
+
+
+def job_queued_reason(job: Job) -> str | None:
+    """Why a queued job has not started yet, in words; None for a job that is not queued.
+    The line is counted in the order jobs were made, as an estimate: workers take a user
+    with fewer running jobs first (`jobs_fairest_first`), so another's may go before."""
+    if job.status != Status.QUEUED:
+        return None
+    now = timezone.now()
+    if job.run_after and job.run_after > now:
+        when = job.run_after.strftime("%H:%M:%S UTC")
+        return f"waiting until {when} to try again after: {job.last_error}"
+    due = Q(run_after__isnull=True) | Q(run_after__lte=now)
+    ahead = Job.objects.filter(due, status=Status.QUEUED, created_at__lt=job.created_at).count()
+    running = Job.objects.filter(status__in=OWNED).count()
+    line = f"{ahead} jobs ahead of it in line" if ahead else "it is next in line"
+    if settings.COLLECT_DISPATCH != "celery":  # the server's own threads: their number is known
+        workers = settings.COLLECT_WORKERS
+        if running >= workers:
+            return f"all {workers} workers are busy; {line}"
+        return f"waiting for a free worker ({running} of {workers} busy); {line}"
+    return f"waiting for a worker ({running} jobs running); {line}"
+
+
+def job_pause_expires_at(job: Job) -> datetime | None:
+    """When the sweeper terminates a job left paused (COLLECT_PAUSE_TIMEOUT)."""
+    if job.status != Status.PAUSED or job.paused_at is None:
+        return None
+    return job.paused_at + timedelta(seconds=settings.COLLECT_PAUSE_TIMEOUT)
