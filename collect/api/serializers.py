@@ -217,6 +217,14 @@ class UploadSerializer(serializers.Serializer[dict[str, Any]]):
         default=None,
         help_text="With on_error=skip: fail the import once more rows than this are rejected.",
     )
+    force = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            "Import the file even if the same bytes were imported into this dataset already "
+            "(or are being imported): without it, that answers 409 naming the job."
+        ),
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         upload = attrs.get("file") or attrs.get("uploaded_file")

@@ -42,7 +42,11 @@ TUS_EXTENSIONS = (
     "concatenation"
 )
 CHUNK_TYPE = "application/offset+octet-stream"
-METADATA_KEYS = ("filename", "dataset", "timestamp_column", "on_error", "max_rejects")
+METADATA_KEYS = (
+    *("filename", "dataset", "timestamp_column", "on_error", "max_rejects"),
+    *("sha256", "force"),
+)
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 _UPLOAD_PATH = re.compile(r"/api/uploads/([^/]+)/?$")
 _DIGITS = re.compile(r"[0-9]{1,19}")  # what a 64-bit offset can hold
 
@@ -279,7 +283,15 @@ def _options(header: str) -> services.UploadOptions:
         timestamp_column=values.get("timestamp_column", ""),
         on_error=values.get("on_error") or OnError.ABORT,
         max_rejects=_metadata_count(values.get("max_rejects"), "max_rejects"),
+        sha256=values.get("sha256", "").lower(),
+        force=_metadata_flag(values.get("force", ""), "force"),
     )
+
+
+def _metadata_flag(text: str, key: str) -> bool:
+    if text.lower() not in (*_TRUE, *_FALSE):
+        raise InvalidInput(f"Upload-Metadata: {key} must be true or false")
+    return text.lower() in _TRUE
 
 
 def _metadata_count(text: str | None, key: str) -> int | None:

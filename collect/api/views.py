@@ -91,6 +91,8 @@ class UploadFileApi(APIView):
             timestamp_column=form.validated_data["timestamp_column"] or None,
             on_error=form.validated_data["on_error"],
             max_rejects=form.validated_data["max_rejects"],
+            sha256=getattr(upload, "sha256", None),  # by SizeLimitedUploadHandler
+            force=form.validated_data["force"],
         )
         return _accepted(request, job)
 

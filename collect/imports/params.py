@@ -19,6 +19,7 @@ class ImportParams(JobData):
     timestamp_index: int | None  # the column rows are dated by (0-based), if any
     default_timestamp: int  # µs since the epoch: the upload time, for rows without one
     max_rejects: int | None = None
+    sha256: str | None = None  # of the file's bytes as uploaded: the same file twice is refused
 
     @classmethod
     def from_job(cls, job: Job) -> "ImportParams":

@@ -1,6 +1,7 @@
 """Starting an import from a file that has arrived in full, and checking the start of one
 that is still arriving."""
 
+import hashlib
 import io
 import uuid
 from pathlib import Path
@@ -12,7 +13,7 @@ from django.utils import timezone
 
 from collect.datasets.services import dataset_check_columns, dataset_for_import
 from collect.datasets.stores import segment_store
-from collect.errors import InvalidInput
+from collect.errors import Conflict, InvalidInput
 from collect.files import upload_store
 from collect.imports.compressed import InputError, open_input
 from collect.imports.csvsource import HeaderError, last_line_end, read_header
@@ -20,10 +21,12 @@ from collect.imports.params import ImportCheckpoint, ImportParams, OnError
 from collect.jobs.dispatch import job_enqueue
 from collect.jobs.models import Job
 from collect.jobs.services import job_check_room
-from collect.jobs.states import Kind
+from collect.jobs.states import Kind, Status
 from collect.timestamps import microseconds
 
 DEFAULT_TIMESTAMP_COLUMN = "submitted_at"
+# An import in these states holds its rows, or will: the same bytes again are a duplicate.
+HOLDS_ITS_ROWS = (Status.QUEUED, Status.RUNNING, Status.PAUSING, Status.PAUSED, Status.COMPLETED)
 
 
 def import_start(
@@ -36,9 +39,13 @@ def import_start(
     on_error: str = OnError.ABORT,
     max_rejects: int | None = None,
     upload_id: str | None = None,
+    sha256: str | None = None,
+    force: bool = False,
 ) -> Job:
     """Check the file's header, create its import job and queue it; the file moves into
-    upload storage. Raises InvalidInput, leaving the file where it was, if it cannot work."""
+    upload storage. Raises InvalidInput, leaving the file where it was, if it cannot work,
+    and Conflict for bytes (`sha256`, computed here if not given) that an import completed
+    or under way in the dataset already has, unless `force`."""
     if on_error not in OnError.values:
         raise InvalidInput(f"on_error must be one of {', '.join(OnError.values)}")
     try:
@@ -51,9 +58,14 @@ def import_start(
         raise InvalidInput(str(error)) from None
     _check_width(header.columns)
     timestamp_index = _timestamp_index(header.columns, timestamp_column)
+    if sha256 is None:
+        with open(source, "rb") as file:
+            sha256 = hashlib.file_digest(file, "sha256").hexdigest()
     job_id = uuid.uuid4()
     with transaction.atomic():
-        job_check_room(owner)
+        job_check_room(owner)  # under a lock on the owner: no twin can start meanwhile
+        if not force:
+            import_check_duplicate(owner=owner, dataset_name=dataset_name, sha256=sha256)
         dataset = dataset_for_import(owner=owner, name=dataset_name, columns=header.columns)
         job = Job(id=job_id, kind=Kind.IMPORT, owner=owner, dataset=dataset)
         job.queued_at = timezone.now()
@@ -67,6 +79,7 @@ def import_start(
             columns=header.columns,
             on_error=on_error,
             max_rejects=max_rejects,
+            sha256=sha256,
             timestamp_index=timestamp_index,
             # Rows of a file without a timestamp column are stamped with the upload time.
             default_timestamp=microseconds(timezone.now()),
@@ -76,6 +89,31 @@ def import_start(
         upload_store(source, params.path)
         job_enqueue(job.id)
     return job
+
+
+def import_check_duplicate(*, owner: User, dataset_name: str, sha256: str) -> None:
+    """Refuse with Conflict, naming the job, bytes that the owner's dataset already has
+    from a completed import or that an import under way is adding to it."""
+    twin = (
+        Job.objects.filter(
+            owner=owner,
+            dataset__name=dataset_name,
+            kind=Kind.IMPORT,
+            status__in=HOLDS_ITS_ROWS,
+            params__sha256=sha256,
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if twin is None:
+        return
+    done = "were imported" if twin.status == Status.COMPLETED else "are being imported"
+    raise Conflict(
+        f"these bytes {done} into dataset {dataset_name!r} already, by task {twin.pk} "
+        f"({twin.status}); to import them a second time, upload again with force",
+        task_id=str(twin.pk),
+        status=twin.status,
+    )
 
 
 def import_check_start(

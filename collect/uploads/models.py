@@ -45,6 +45,10 @@ class Upload(models.Model):
         "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="upload"
     )
     error = models.TextField(blank=True, default="")
+    # The file's SHA-256 as the client declared it (metadata `sha256`), and whether to import
+    # bytes that the dataset already has (`force`): see import_check_duplicate.
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    force = models.BooleanField(default=False)
     # Whether the bytes so far hold a header that the import accepts (checked once).
     header_checked = models.BooleanField(default=False)
 

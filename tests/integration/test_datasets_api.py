@@ -3,9 +3,10 @@
 import pytest
 
 from collect.jobs import services
+from collect.jobs.models import Job
 from collect.jobs.runner import run_job
 from collect.jobs.states import Status
-from tests.conftest import client_for, csv_bytes
+from tests.conftest import client_for, csv_bytes, upload_file
 from tests.factories import dataset_factory, user_factory
 
 pytestmark = pytest.mark.django_db
@@ -25,8 +26,8 @@ def completed(start_import, content: bytes, **options):
 def test_a_dataset_counts_rows_imports_and_days_of_completed_imports_only(api, user, start_import):
     completed(start_import, JUNE)
     completed(start_import, JULY)
-    start_import(JULY)  # queued: not counted
-    services.job_terminate(job_id=start_import(JUNE).pk)  # rolled back: not counted
+    start_import(JULY, force=True)  # queued: not counted
+    services.job_terminate(job_id=start_import(JUNE, force=True).pk)  # rolled back: not counted
 
     response = api.get("/api/datasets/responses/")
 
@@ -78,3 +79,42 @@ def test_a_dataset_without_a_timestamp_column_spans_its_import_day(api, start_im
     body = api.get("/api/datasets/plain/form/").json()
     day = job.created_at.strftime("%Y-%m-%d")
     assert (body["rows"], body["first_day"], body["last_day"]) == (2, day, day)
+
+
+# The same file twice.
+
+
+def test_the_same_bytes_again_are_409_naming_the_job_unless_forced(api):
+    first = upload_file(api, JUNE).json()["task_id"]
+
+    again = upload_file(api, JUNE, name="renamed.csv")
+
+    assert again.status_code == 409
+    assert again.json() == {
+        "detail": f"these bytes are being imported into dataset 'responses' already, by task "
+        f"{first} (queued); to import them a second time, upload again with force",
+        "task_id": first,
+        "status": "queued",
+    }
+    run_job(first, worker="w")
+    completed_twin = upload_file(api, JUNE).json()
+    assert completed_twin["task_id"] == first and completed_twin["status"] == "completed"
+    assert "were imported into dataset 'responses' already" in completed_twin["detail"]
+
+    forced = upload_file(api, JUNE, force="true")
+    assert forced.status_code == 202 and forced.json()["task_id"] != first
+    assert Job.objects.filter(kind="import").count() == 2
+
+
+def test_the_same_bytes_into_another_dataset_or_after_a_rollback_are_imported(api):
+    first = upload_file(api, JUNE).json()["task_id"]
+    assert upload_file(api, JUNE, dataset="copy").status_code == 202
+    assert api.post(f"/api/tasks/{first}/terminate/").json()["status"] == "terminated"
+    assert upload_file(api, JUNE).status_code == 202
+    other_bytes = JUNE.replace(b"\r\n", b"\n")  # the same rows, other bytes
+    assert upload_file(api, other_bytes).status_code == 202
+
+
+def test_another_users_identical_file_is_no_duplicate(api, other_user):
+    assert upload_file(api, JUNE).status_code == 202
+    assert upload_file(client_for(other_user), JUNE).status_code == 202

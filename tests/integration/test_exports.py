@@ -179,7 +179,7 @@ def test_terminate_removes_the_file(api, start_import, django_capture_on_commit_
 def test_imports_not_completed_are_not_exported(api, user, start_import):
     done = imported(start_import, NASTY)
     job_factory(user, dataset=done.dataset)  # queued
-    started = start_import(csv_bytes(NASTY))
+    started = start_import(csv_bytes(NASTY), force=True)  # the same bytes again
     with override_settings(COLLECT_BATCH_ROWS=2):  # a batch is a block here: all 5 rows
         paused = run_job(started.pk, worker=WORKER, after_batch=pause_at_once)
     assert paused.status == Status.PAUSED  # with its rows written, but not complete

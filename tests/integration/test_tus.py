@@ -16,7 +16,7 @@ from collect.jobs.models import Job
 from collect.jobs.runner import run_job
 from collect.uploads.models import Upload
 from collect.uploads.services import upload_sweep
-from tests.conftest import TUS, client_for, csv_bytes
+from tests.conftest import TUS, client_for, csv_bytes, upload_file
 from tests.conftest import TUS_CHUNK as CHUNK
 from tests.conftest import tus_metadata as metadata
 from tests.factories import dataset_factory, upload_factory
@@ -420,3 +420,72 @@ def test_a_header_is_checked_once_it_has_arrived_whole(api):
     assert patch(api, path, DATA[5:40], 5).status_code == 204
     assert Upload.objects.get().header_checked
     assert patch(api, path, DATA[40:], 40).status_code == 204
+
+
+# The same file twice.
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_a_declared_fingerprint_of_bytes_imported_is_409_at_creation(api):
+    path = create(api, HTTP_UPLOAD_METADATA=metadata(sha256=sha256_of(DATA)))
+    task_id = patch(api, path, DATA, 0)["Collect-Task-Id"]
+    uploads = Upload.objects.count()
+
+    response = api.post(
+        "/api/uploads/",
+        HTTP_UPLOAD_LENGTH=str(len(DATA)),
+        HTTP_UPLOAD_METADATA=metadata(sha256=sha256_of(DATA)),
+        **TUS,
+    )
+
+    assert response.status_code == 409
+    assert response.json()["task_id"] == task_id and response.json()["status"] == "queued"
+    assert f"by task {task_id} (queued)" in response.json()["detail"]
+    assert Upload.objects.count() == uploads  # nothing was created
+    forced = metadata(sha256=sha256_of(DATA), force="true")
+    assert create(api, HTTP_UPLOAD_METADATA=forced)
+
+
+def test_without_a_fingerprint_the_same_bytes_are_409_when_the_upload_completes(api):
+    first = upload_file_multipart(api, DATA)
+    path = create(api)
+    response = patch(api, path, DATA, 0)
+    assert response.status_code == 409
+    assert response.json()["task_id"] == first
+    probe = head(api, path)
+    assert probe["Collect-Error"].startswith("these bytes are being imported into dataset")
+    assert Job.objects.count() == 1
+    forced = create(api, HTTP_UPLOAD_METADATA=metadata(force="1"))
+    assert patch(api, forced, DATA, 0).status_code == 204
+    assert Job.objects.count() == 2
+
+
+def test_a_concatenated_upload_of_the_same_bytes_is_409(api):
+    first = upload_file_multipart(api, DATA)
+    part = create(api, HTTP_UPLOAD_CONCAT="partial")
+    assert patch(api, part, DATA, 0).status_code == 204
+    response = api.post("/api/uploads/", HTTP_UPLOAD_CONCAT=f"final;{part}", **TUS)
+    assert response.status_code == 409 and response.json()["task_id"] == first
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"sha256": "abc"}, "Upload-Metadata: sha256 must be 64 hexadecimal digits"),
+        ({"force": "maybe"}, "Upload-Metadata: force must be true or false"),
+    ],
+)
+def test_a_malformed_fingerprint_or_force_is_400(api, values, message):
+    response = api.post(
+        "/api/uploads/", HTTP_UPLOAD_LENGTH="10", HTTP_UPLOAD_METADATA=metadata(**values), **TUS
+    )
+    assert (response.status_code, response.json()) == (400, {"detail": message})
+
+
+def upload_file_multipart(api, content: bytes) -> str:
+    response = upload_file(api, content)
+    assert response.status_code == 202
+    return response.json()["task_id"]
