@@ -103,6 +103,9 @@ class UploadFileApi(APIView):
     parameters=[
         OpenApiParameter("status", str, description="Only jobs in this state."),
         OpenApiParameter("kind", str, enum=["import", "export"], description="Only this kind."),
+        OpenApiParameter(
+            "id_prefix", str, description="Only jobs whose task id starts with this (hex, -)."
+        ),
     ],
 )
 class TaskListApi(ListAPIView[Job]):
@@ -111,7 +114,10 @@ class TaskListApi(ListAPIView[Job]):
     def get_queryset(self) -> QuerySet[Job]:
         params = self.request.query_params
         return selectors.jobs_visible_to(
-            signed_in(self.request), status=params.get("status"), kind=params.get("kind")
+            signed_in(self.request),
+            status=params.get("status"),
+            kind=params.get("kind"),
+            id_prefix=params.get("id_prefix"),
         )
 
 
@@ -248,6 +254,7 @@ class ExportBriefApi(APIView):
             dataset_name=params.get("dataset") or DEFAULT_DATASET,
             first=params.get("from_date"),
             last=params.get("to_date"),
+            range_names=("from_date", "to_date"),
         )
         return _accepted(request, job)
 

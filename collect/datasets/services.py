@@ -43,13 +43,39 @@ def dataset_check_columns(*, owner: User, name: str, columns: list[str]) -> None
 
 
 def _check_columns(dataset: Dataset, columns: list[str]) -> None:
-    if dataset.columns != columns:
-        raise InvalidInput(
-            f"the file's header does not match the columns of dataset {dataset.name!r}: "
-            f"expected {dataset.columns}, found {columns}; use another dataset name",
-            expected=dataset.columns,
-            found=columns,
+    if dataset.columns == columns:
+        return
+    missing = [name for name in dataset.columns if name not in columns]
+    extra = [name for name in columns if name not in dataset.columns]
+    differences = []
+    if missing:
+        differences.append(f"it lacks {names_in_words(missing, conjunction='and')}")
+    if extra:
+        differences.append(
+            f"it has {names_in_words(extra, conjunction='and')}, which the dataset has not"
         )
+    if not differences:
+        differences.append(
+            f"its columns are in another order: {names_in_words(columns, conjunction='and')}"
+            f" instead of {names_in_words(dataset.columns, conjunction='and')}"
+        )
+    raise InvalidInput(
+        f"the file's header does not match the columns of dataset {dataset.name!r}: "
+        f"{'; '.join(differences)}. Upload it into another dataset (a new name makes one)",
+        expected=dataset.columns,
+        found=columns,
+    )
+
+
+def names_in_words(names: list[str], *, conjunction: str = "or", most: int = 8) -> str:
+    """Column names for a sentence: each quoted, at most `most` of them, as a person would
+    write them (`"a", "b" and "c"`), not as a Python list."""
+    quoted = [f'"{name}"' for name in names[:most]]
+    if len(names) > most:
+        quoted.append(f"{len(names) - most} more")
+    if len(quoted) == 1:
+        return quoted[0]
+    return f"{', '.join(quoted[:-1])} {conjunction} {quoted[-1]}"
 
 
 def segment_catalog(

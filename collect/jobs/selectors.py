@@ -1,5 +1,6 @@
 """Reading jobs as a given user may see them: their own, or all for staff."""
 
+import re
 import uuid
 from datetime import datetime, timedelta
 
@@ -13,14 +14,25 @@ from collect.errors import InvalidInput, NotFound
 from collect.jobs.models import Job
 from collect.jobs.states import OWNED, Kind, Status
 
+_ID_PREFIX = re.compile(r"[0-9a-fA-F-]{1,36}")
 PENDING_REQUESTS = (Status.PAUSING, Status.TERMINATING)
 ACTIVE = (Status.QUEUED, Status.RUNNING, Status.PAUSING, Status.PAUSED)
 
 
 def jobs_visible_to(
-    user: User, *, status: str | None = None, kind: str | None = None
+    user: User,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    id_prefix: str | None = None,
 ) -> QuerySet[Job]:
     jobs = Job.objects.select_related("dataset")
+    if id_prefix:  # a task id typed short, as the command line accepts it
+        if not _ID_PREFIX.fullmatch(id_prefix):
+            raise InvalidInput(
+                f"id_prefix {id_prefix!r} is not the start of a task id (hex digits and -)"
+            )
+        jobs = jobs.filter(id__istartswith=id_prefix)
     if not user.is_staff:
         jobs = jobs.filter(owner=user)
     if status:

@@ -80,13 +80,36 @@ def test_an_upload_without_a_file_is_refused(api):
     assert response.json()["detail"] == "file: attach the CSV file as `file`"
 
 
+@pytest.mark.parametrize(
+    ("header", "difference"),
+    [
+        (["id"], 'it lacks "submitted_at"'),
+        (["id", "submitted_at", "x"], 'it has "x", which the dataset has not'),
+        (
+            ["submitted_at", "id"],
+            'its columns are in another order: "submitted_at" and "id" '
+            'instead of "id" and "submitted_at"',
+        ),
+    ],
+)
+def test_a_header_mismatch_names_the_difference_in_words(api, user, header, difference):
+    dataset_factory(user, "responses", ["id", "submitted_at"])
+    response = upload(api, csv_bytes([header, ["1"] * len(header)]))
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        f"the file's header does not match the columns of dataset 'responses': {difference}. "
+        "Upload it into another dataset (a new name makes one)"
+    )
+
+
 def test_a_header_that_differs_from_the_dataset_is_refused(api, user):
     dataset_factory(user, "responses", ["id", "submitted_at"])
     response = upload(api, csv_bytes([["other", "columns"], ["1", "2"]]))
     assert response.status_code == 400
     assert response.json() == {
         "detail": "the file's header does not match the columns of dataset 'responses': "
-        "expected ['id', 'submitted_at'], found ['other', 'columns']; use another dataset name",
+        'it lacks "id" and "submitted_at"; it has "other" and "columns", which the dataset '
+        "has not. Upload it into another dataset (a new name makes one)",
         "expected": ["id", "submitted_at"],
         "found": ["other", "columns"],
     }
@@ -246,3 +269,17 @@ def test_the_docs_page_is_served(client):
     response = client.get("/docs/")
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+
+
+def test_the_task_list_filters_by_a_prefix_of_the_task_id(api, user, other_user):
+    mine = job_factory(user)
+    theirs = job_factory(other_user)
+    for prefix in (str(mine.pk)[:6], str(mine.pk)[:13].upper(), str(mine.pk)):
+        page = api.get("/api/tasks/", {"id_prefix": prefix}).json()
+        assert [job["task_id"] for job in page["results"]] == [str(mine.pk)], prefix
+    assert api.get("/api/tasks/", {"id_prefix": str(theirs.pk)}).json()["count"] == 0
+    refused = api.get("/api/tasks/", {"id_prefix": "xyz"})
+    assert (refused.status_code, refused.json()["detail"]) == (
+        400,
+        "id_prefix 'xyz' is not the start of a task id (hex digits and -)",
+    )

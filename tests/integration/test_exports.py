@@ -214,17 +214,42 @@ def test_the_briefs_export_call(api, start_import):
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("from_date=2024-01-01", "both ends of the range are required"),
-        ("from_date=2024-13-01&to_date=2024-01-02", "from: '2024-13-01' is not a date"),
-        ("from_date=yesterday&to_date=2024-01-02", "from: 'yesterday' is not a date"),
-        ("from_date=2024-02-01&to_date=2024-01-01", "the range starts after it ends"),
+        (
+            "from_date=2024-01-01",
+            "to_date is required: the range's first and last day, "
+            "e.g. from_date=2026-01-01 and to_date=2026-01-31",
+        ),
+        ("", "from_date and to_date are required: the range's first and last day, e.g. "),
+        (
+            "from_date=2024-13-01&to_date=2024-01-02",
+            "from_date '2024-13-01' is not a date (YYYY-MM-DD) or an ISO 8601 date-time",
+        ),
+        ("from_date=yesterday&to_date=2024-01-02", "from_date 'yesterday' is not a date"),
+        (
+            "from_date=2024-02-01&to_date=2024-01-01",
+            "the range starts after it ends: from_date 2024-02-01 is later than to_date 2024-01-01",
+        ),
     ],
 )
-def test_a_bad_range_is_400_saying_what_is_wrong(api, start_import, query, message):
+def test_a_bad_range_is_400_naming_the_parameter_sent(api, start_import, query, message):
     imported(start_import, NASTY)
     response = api.get(f"/api/export/?{query}")
     assert response.status_code == 400
     assert response.json()["detail"].startswith(message)
+
+
+def test_a_bad_range_of_a_json_export_names_from_and_to(api, start_import):
+    imported(start_import, NASTY)
+    response = api.post("/api/exports/", {"from": "2024-01-01", "to": "soon"}, format="json")
+    assert (response.status_code, response.json()["detail"]) == (
+        400,
+        "to 'soon' is not a date (YYYY-MM-DD) or an ISO 8601 date-time",
+    )
+    response = api.post("/api/exports/", {"from": "2024-01-01"}, format="json")
+    assert (response.status_code, response.json()["detail"]) == (
+        400,
+        "to: This field is required.",
+    )
 
 
 def test_exporting_an_unknown_dataset_or_column_is_refused(api, start_import):
@@ -239,7 +264,8 @@ def test_exporting_an_unknown_dataset_or_column_is_refused(api, start_import):
     assert (response.status_code, response.json()) == (
         400,
         {
-            "detail": "columns must be distinct columns of 'responses'; unknown: ['zzz']",
+            "detail": "columns: dataset 'responses' has no column \"zzz\"; its columns are "
+            '"id", "submitted_at", "text" and "note"',
             "columns": NASTY[0],
         },
     )
