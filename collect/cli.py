@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     except ClientError as error:
         print(f"collect: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
-        print("collect: interrupted; the same command again resumes an upload", file=sys.stderr)
+    except KeyboardInterrupt:  # a command's phases say more (client.http.Interrupted)
+        print("collect: interrupted", file=sys.stderr)
         return 130
 
 
@@ -102,6 +102,11 @@ def _client_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPars
         "--max-rejects", type=int, metavar="N", help="with --on-error skip: fail past N bad rows"
     )
     upload.add_argument("--wait", action="store_true", help="follow the import to its end")
+    upload.add_argument(
+        "--force",
+        action="store_true",
+        help="import even if the dataset has these bytes already (else: attach to that import)",
+    )
     upload.add_argument("--chunk-mib", type=int, default=8, help=argparse.SUPPRESS)
     upload.set_defaults(run=client.upload)
 
@@ -110,10 +115,24 @@ def _client_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPars
     tasks.add_argument("--kind", choices=["import", "export"])
     tasks.set_defaults(run=client.tasks)
 
+    task_help = "a task id, or any unique start of one"
     for action in ("pause", "resume", "terminate"):
         control = commands.add_parser(action, parents=[server], help=f"{action} a job")
-        control.add_argument("task_id")
+        control.add_argument("task_id", help=task_help)
         control.set_defaults(run=client.control)
+
+    wait = commands.add_parser("wait", parents=[server], help="follow a job to its end")
+    wait.add_argument("task_id", help=task_help)
+    wait.set_defaults(run=client.wait)
+
+    download = commands.add_parser(
+        "download", parents=[server], help="download an export's CSV (waits until it is done)"
+    )
+    download.add_argument("task_id", help=task_help)
+    download.add_argument(
+        "-o", "--output", type=Path, help="the file (default: DATASET-TASK_ID.csv here)"
+    )
+    download.set_defaults(run=client.download)
 
     export = commands.add_parser(
         "export", parents=[server], help="export a date range, wait, and download the CSV"

@@ -18,6 +18,13 @@ class ClientError(Exception):
         self.exit_code = exit_code
 
 
+class Interrupted(ClientError):
+    """Ctrl-C, with what it means for the work under way and how to pick it up again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=130)
+
+
 class Api:
     def __init__(self, url: str | None = None, token: str | None = None) -> None:
         self.url = (url or os.environ.get("COLLECT_URL") or DEFAULT_URL).rstrip("/")
@@ -55,6 +62,25 @@ class Api:
             raise ClientError(f"Collect at {self.url} did not answer in {TIMEOUT_S} s") from None
         check(response)
         return response
+
+
+def resolve_task_id(api: Api, typed: str) -> str:
+    """The whole id of the caller's task that `typed` names: the id itself or any unique
+    start of it, as the server's `id_prefix` filter finds it."""
+    text = typed.strip().lower()
+    if not text or any(character not in "0123456789abcdef-" for character in text):
+        raise ClientError(f"{typed!r} is not a task id (hex digits and -)", exit_code=2)
+    page = api.get("tasks/", id_prefix=text)
+    found = [job["task_id"] for job in page["results"]]
+    if not found:
+        raise ClientError(f"no task {typed}")
+    if page["count"] > 1:
+        shown = ", ".join(found[:5]) + (", …" if page["count"] > 5 else "")
+        raise ClientError(
+            f"{page['count']} tasks start with {typed}: {shown}; type more of the id",
+            exit_code=2,
+        )
+    return str(found[0])
 
 
 def check(response: requests.Response) -> None:

@@ -5,12 +5,13 @@ dataset, so that running the same command again, after Ctrl-C or a dropped conne
 continues from the server's offset instead of starting over.
 """
 
+import hashlib
 import json
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
@@ -88,6 +89,8 @@ def upload_file(
     key = UploadKey(api.url, dataset)
     uploader = _uploader(api, path, dataset, metadata, chunk_bytes, store, key)
     size = path.stat().st_size
+    if uploader.url is None:  # a new upload: say which bytes, so the server can spot twins
+        uploader.metadata["sha256"] = file_sha256(path)
     on_progress(uploader.offset, size)
     failures = 0
     while uploader.url is None or uploader.offset < size:
@@ -96,6 +99,13 @@ def upload_file(
             failures = 0
         except (TusUploadFailed, TusCommunicationError) as error:
             status = getattr(error, "status_code", None)
+            if twin := _twin(error):
+                # The same bytes are in the dataset already, or on their way: attach to
+                # that import rather than making a second one.
+                with open(path, "rb") as stream:
+                    store.remove_item(key.get_fingerprint(stream))
+                notify(twin["detail"])
+                return str(twin["task_id"])
             if status is not None and status < 500 and status not in RESYNC_STATUSES:
                 raise ClientError(_refusal(error)) from None
             failures += 1
@@ -147,6 +157,23 @@ def _uploader(
             return client.uploader(**options)
         except TusCommunicationError as error:
             raise ClientError(_refusal(error)) from None
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _twin(error: TusCommunicationError) -> dict[str, Any] | None:
+    """The server's 409 for bytes it already has from an import (its body names the job),
+    as opposed to a 409 for an offset that moved."""
+    if getattr(error, "status_code", None) != 409:
+        return None
+    try:
+        body = json.loads(getattr(error, "response_content", None) or b"")
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) and body.get("task_id") else None
 
 
 def _server_offset(uploader: Uploader) -> int:

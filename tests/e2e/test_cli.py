@@ -1,6 +1,7 @@
 """The command-line client (`collect upload`, `tasks`, `pause`, `resume`, `terminate`,
-`export`) run as a user runs it, against a real server: Ctrl-C and a cut connection mid-upload,
-exit codes and one-line errors."""
+`wait`, `download`, `export`) run as a user runs it, against a real server: Ctrl-C and a cut
+connection mid-upload, Ctrl-C while a job runs, the same file again, short task ids, exit
+codes and one-line errors."""
 
 import csv
 import gzip
@@ -195,7 +196,10 @@ def test_control_commands_and_their_refusals(server, carol, cli_env, big_csv: Ge
     assert refused.returncode == 1
     assert refused.stderr.strip() == "collect: cannot resume a job that is terminated"
     missing = collect(cli_env, "pause", "no-such-task")
-    assert (missing.returncode, missing.stderr.strip()) == (1, "collect: no task no-such-task")
+    assert (missing.returncode, missing.stderr.strip()) == (
+        2,
+        "collect: 'no-such-task' is not a task id (hex digits and -)",
+    )
 
 
 def test_export_waits_and_downloads_the_file(server, carol, cli_env, tmp_path):
@@ -274,3 +278,121 @@ def test_tasks_prints_job_fields_as_text_never_as_markup(carol, cli_env, tmp_pat
     assert "[/bold]" in result.stdout
     assert "[link=https://evil.example]bank[/link]" in result.stdout
     assert "\x1b]8;" not in result.stdout  # no terminal hyperlink was made
+
+
+def small_csv(tmp_path: Path, name: str, rows: int = 500) -> Path:
+    source = tmp_path / name
+    lines = ["id,submitted_at,answer"] + [f"{n},2025-03-01,yes" for n in range(rows)]
+    source.write_text("\n".join(lines) + "\n")
+    return source
+
+
+def test_the_same_file_again_attaches_to_its_import_unless_forced(carol, cli_env, tmp_path):
+    source = small_csv(tmp_path, "twice.csv")
+    first = collect(cli_env, "upload", str(source), "--dataset", "cli-twice")
+    assert first.returncode == 0, first.stderr
+    task_id = first.stdout.strip()
+
+    again = collect(cli_env, "upload", str(source), "--dataset", "cli-twice", "--wait")
+
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == task_id  # the same job, not a second import
+    assert f"into dataset 'cli-twice' already, by task {task_id}" in again.stderr
+    assert (
+        f"import completed: 500 rows imported of 500 read, 0 rejected, "
+        f"{source.stat().st_size:,} bytes in"
+    ) in again.stderr
+    dataset = carol.get("/api/datasets/cli-twice/").json()
+    assert (dataset["imports"], dataset["rows"]) == (1, 500)
+    assert remembered_uploads(cli_env) == {}
+
+    forced = collect(cli_env, "upload", str(source), "--dataset", "cli-twice", "--wait", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stdout.strip() != task_id
+    dataset = carol.get("/api/datasets/cli-twice/").json()
+    assert (dataset["imports"], dataset["rows"]) == (2, 1000)
+
+
+def test_ctrl_c_while_the_import_runs_leaves_it_running_and_wait_picks_it_up(
+    server, carol, cli_env, big_csv: GeneratedCsv
+):
+    command = [str(COLLECT), "upload", str(big_csv.path), "--dataset", "cli-ctrl-c", "--wait"]
+    first = subprocess.Popen(
+        command, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert first.stdout is not None
+    task_id = first.stdout.readline().strip()  # printed once the upload is done
+    carol.wait_until_writing(task_id)
+    first.send_signal(signal.SIGINT)
+    _, errors = first.communicate(timeout=30)
+
+    assert first.returncode == 130, errors
+    assert errors.strip().splitlines()[-1] == (
+        f"collect: interrupted: import {task_id} goes on on the server (running); "
+        f"`collect wait {task_id[:8]}` follows it again, `collect pause {task_id[:8]}` pauses it"
+    )
+    assert carol.job(task_id)["status"] in ("running", "completed")
+
+    followed = collect(cli_env, "wait", task_id[:8])
+    assert followed.returncode == 0, followed.stderr
+    assert f"import completed: {big_csv.rows:,} rows imported" in followed.stderr
+    assert_imported_exactly_once(server, carol.job(task_id), big_csv.rows)
+
+
+def test_wait_and_download_take_a_short_id_and_refuse_a_wrong_one(carol, cli_env, tmp_path):
+    source = small_csv(tmp_path, "short.csv", rows=20)
+    assert (
+        collect(cli_env, "upload", str(source), "--dataset", "cli-short", "--wait").returncode == 0
+    )
+    export_id = start_export(carol, "cli-short")
+
+    fetched = collect(cli_env, "download", export_id[:6], "-o", str(tmp_path / "out.csv"))
+    assert fetched.returncode == 0, fetched.stderr
+    assert read_csv(tmp_path / "out.csv") == read_csv(source)
+    assert "20 rows written to" in fetched.stderr
+    by_default = subprocess.run(
+        [str(COLLECT), "download", export_id],
+        env=cli_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+    )
+    assert by_default.returncode == 0, by_default.stderr
+    assert (tmp_path / f"cli-short-{export_id}.csv").read_text() == (
+        tmp_path / "out.csv"
+    ).read_text()
+    not_an_export = collect(
+        cli_env, "download", carol.get("/api/tasks/?kind=import").json()["results"][0]["task_id"]
+    )
+    assert not_an_export.returncode == 1
+    assert "is an import: only an export has a file to download" in not_an_export.stderr
+
+    unknown = collect(cli_env, "wait", "ffffffff-ffff-0")  # no id of version 4 has this
+    assert (unknown.returncode, unknown.stderr.strip()) == (1, "collect: no task ffffffff-ffff-0")
+    first_chars = {}
+    while True:  # tasks until two share a first digit: 17 at most
+        page = carol.get("/api/tasks/").json()["results"]
+        for job in page:
+            first_chars.setdefault(job["task_id"][0], set()).add(job["task_id"])
+        shared = [c for c, ids in first_chars.items() if len(ids) > 1]
+        if shared:
+            break
+        start_export(carol, "cli-short")
+    ambiguous = collect(cli_env, "pause", shared[0])
+    assert ambiguous.returncode == 2
+    assert f"tasks start with {shared[0]}: " in ambiguous.stderr
+    assert ambiguous.stderr.strip().endswith("; type more of the id")
+
+
+def start_export(carol, dataset: str) -> str:
+    body = json.dumps({"dataset": dataset, "from": "2025-03-01", "to": "2025-03-01"})
+    headers = {"Content-Type": "application/json"}
+    reply = carol.request("POST", "/api/exports/", body=body, headers=headers)
+    assert reply.status == 202, reply.body
+    return reply.json()["task_id"]
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with path.open(newline="") as file:
+        return list(csv.reader(file))
