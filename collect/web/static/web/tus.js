@@ -1,10 +1,11 @@
-// A small client of the tus 1.0.0 resumable upload protocol (core and creation), built on
-// fetch: https://tus.io/protocols/resumable-upload
+// A small client of the tus 1.0.0 resumable upload protocol (core, creation and
+// termination), built on fetch: https://tus.io/protocols/resumable-upload
 //
 // One Upload sends one File in chunks of PATCH requests. pause() aborts the request in
 // flight; start() again asks the server (HEAD) where the upload stands and goes on from
-// there. The upload's URL is kept in localStorage under the file's name, size and date, so
-// that picking the same file after a reload continues it instead of starting over.
+// there; cancel() also deletes the server's copy (DELETE). The upload's URL is kept in
+// localStorage under the file's name, size and date, so that picking the same file after a
+// reload continues it instead of starting over.
 
 const TUS_VERSION = "1.0.0";
 const STORE_PREFIX = "collect.tus:";
@@ -23,16 +24,56 @@ export class TusError extends Error {
   }
 }
 
+// The server already has these bytes in this dataset (imported, or importing): taskId is
+// that job. Sending them again with the metadata key `force` imports them anyway.
+export class DuplicateError extends TusError {
+  constructor(message, taskId) {
+    super(message, 409);
+    this.name = "DuplicateError";
+    this.taskId = taskId;
+  }
+}
+
 // The same file sent to another dataset is another upload.
 export function fingerprint(file, dataset = "") {
   return `${STORE_PREFIX}${dataset}:${file.name}:${file.size}:${file.lastModified}`;
 }
 
-// Uploads this browser started and did not finish: [{name, size, offset, url}].
+// Uploads this browser started and did not finish:
+// [{key, name, size, offset, url, dataset, started}], the oldest first.
 export function unfinishedUploads() {
   return Object.keys(localStorage)
     .filter((key) => key.startsWith(STORE_PREFIX))
-    .map((key) => JSON.parse(localStorage.getItem(key)));
+    .map((key) => ({ ...JSON.parse(localStorage.getItem(key)), key }))
+    .sort((a, b) => (a.started || 0) - (b.started || 0));
+}
+
+// Deletes an unfinished upload on the server (tus termination) and forgets it here. An
+// upload the server no longer has (404, 410) is as good as deleted.
+export async function discardUpload(entry, headers = () => ({})) {
+  await terminate(entry.url, headers);
+  localStorage.removeItem(entry.key);
+}
+
+async function terminate(url, headers) {
+  for (let attempt = 0; ; attempt += 1) {
+    let response;
+    try {
+      response = await fetch(url, {
+        method: "DELETE",
+        headers: { "Tus-Resumable": TUS_VERSION, ...headers() },
+        credentials: "same-origin",
+      });
+    } catch (error) {
+      throw new TusError(`the server could not be reached (${error.message})`);
+    }
+    if ([204, 404, 410].includes(response.status)) return;
+    // 423: the chunk whose request was just aborted is still being written; it ends soon.
+    if (response.status !== 423 || attempt >= 20) {
+      throw await failure(response, "deleting the upload");
+    }
+    await sleep(250);
+  }
 }
 
 export class Upload {
@@ -49,6 +90,7 @@ export class Upload {
     this.offset = 0;
     this.taskId = null;
     this.paused = false;
+    this.cancelled = false;
     this.controller = null;
   }
 
@@ -61,12 +103,14 @@ export class Upload {
       // After a pause the server's copy may have expired: then it starts over.
       if (this.url === null || !(await this.#locate({ mayBeGone: true }))) await this.#open();
       while (this.offset < this.file.size) {
+        if (this.cancelled) return { cancelled: true };
         if (this.paused) return { paused: true };
         await this.#sendChunk();
       }
       this.#forget();
       return { taskId: this.taskId };
     } catch (error) {
+      if (this.cancelled) return { cancelled: true };
       if (this.paused && error.name === "AbortError") return { paused: true };
       if (error instanceof TusError && !error.retryable) this.#forget();
       throw error;
@@ -78,6 +122,14 @@ export class Upload {
   pause() {
     this.paused = true;
     this.controller?.abort();
+  }
+
+  // Stops the transfer and deletes what the server received: nothing is left to resume.
+  async cancel() {
+    this.cancelled = true;
+    this.pause();
+    if (this.url) await terminate(this.url, this.headers);
+    this.#forget();
   }
 
   // Continue a stored upload of the same file if the server still has it, else create one.
@@ -129,6 +181,10 @@ export class Upload {
       },
       this.file.slice(this.offset, end),
     );
+    if (response.status === 409) {
+      const body = await response.clone().json().catch(() => null);
+      if (body?.task_id) throw new DuplicateError(body.detail || "already imported", body.task_id);
+    }
     if (response.status === 409 || response.status === 423) {
       // Our offset is stale (a chunk arrived whose answer we lost), or another request is
       // still writing: the server's offset is the truth.
@@ -149,7 +205,10 @@ export class Upload {
 
   #remember() {
     const { name, size } = this.file;
-    const entry = { url: this.url, name, size, offset: this.offset };
+    const before = JSON.parse(localStorage.getItem(this.key) || "null");
+    const started = before?.url === this.url ? before.started : Date.now();
+    const { dataset } = this.metadata;
+    const entry = { url: this.url, name, size, offset: this.offset, dataset, started };
     localStorage.setItem(this.key, JSON.stringify(entry));
   }
 
@@ -189,12 +248,16 @@ function base64(text) {
 }
 
 async function failure(response, doing) {
-  let detail = "";
+  let body = null;
   try {
-    detail = (await response.json()).detail || "";
+    body = await response.json();
   } catch {
     // not JSON (a HEAD has no body): the status says it
   }
+  if (response.status === 409 && body?.task_id) {
+    return new DuplicateError(body.detail || "already imported", body.task_id);
+  }
+  const detail = body?.detail || "";
   return new TusError(detail || `${doing} failed (HTTP ${response.status})`, response.status);
 }
 
