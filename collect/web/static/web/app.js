@@ -497,7 +497,8 @@ function fillDetail(detail, job) {
   detail.classList.toggle("bad", job.status === "failed");
   switch (job.status) {
     case "queued":
-      detail.textContent = job.queued_reason ? `Waiting: ${job.queued_reason}` : "Waiting";
+      // The server's reason reads "all 2 workers are busy; it is next in line".
+      detail.textContent = job.queued_reason ? capitalized(job.queued_reason) : "Waiting";
       break;
     case "running":
       detail.textContent = progress.rows_per_s
@@ -680,6 +681,10 @@ function formatDuration(seconds) {
   if (h) return `${h} h ${String(m).padStart(2, "0")} min`;
   if (m) return `${m} min ${String(s).padStart(2, "0")} s`;
   return `${s} s`;
+}
+
+function capitalized(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 // 4:07, as a countdown reads.
