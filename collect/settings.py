@@ -347,6 +347,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Request bodies as components of their own, so that a file field is a binary upload
+    # (a file picker in /docs/), not the URL it would be in a response.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "collect.api.schema.add_links_and_headers",
+    ],
 }
 
 LOGGING = {

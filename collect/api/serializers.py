@@ -1,5 +1,6 @@
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -195,6 +196,20 @@ class JobSerializer(serializers.ModelSerializer[Job]):
         return request.build_absolute_uri(path) if request else path
 
 
+# A dataset name as the store takes it: not blank, no control characters (dataset_check_name).
+DATASET_NAME_PATTERN = r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$"
+DATASET_NAME = RegexValidator(
+    DATASET_NAME_PATTERN,
+    "a dataset name must not be blank nor hold control characters (NUL, newline, …)",
+)
+
+
+@extend_schema_field({"type": "string", "format": "date"})
+class MomentField(serializers.CharField):
+    """A bound of an export's range: a day, YYYY-MM-DD (documented as such, so that a
+    schema-driven client sends days), or an ISO 8601 date-time, which is accepted too."""
+
+
 # The forms and error bodies below read and describe plain dicts, never a model.
 class UploadSerializer(serializers.Serializer[dict[str, Any]]):
     # Empty files get the import's own, clearer message.
@@ -205,7 +220,10 @@ class UploadSerializer(serializers.Serializer[dict[str, Any]]):
         help_text="The brief's name for `file`; either is accepted.",
     )
     dataset = serializers.CharField(
-        required=False, default=DEFAULT_DATASET, max_length=NAME_MAX_CHARS
+        required=False,
+        default=DEFAULT_DATASET,
+        max_length=NAME_MAX_CHARS,
+        validators=[DATASET_NAME],
     )
     timestamp_column = serializers.CharField(required=False, allow_blank=True, default="")
     on_error = serializers.ChoiceField(choices=OnError.choices, default=OnError.ABORT)
@@ -244,9 +262,11 @@ class ErrorSerializer(serializers.Serializer[dict[str, Any]]):
 
 
 class ExportSerializer(serializers.Serializer[dict[str, Any]]):
-    dataset = serializers.CharField(default=DEFAULT_DATASET, max_length=NAME_MAX_CHARS)
+    dataset = serializers.CharField(
+        default=DEFAULT_DATASET, max_length=NAME_MAX_CHARS, validators=[DATASET_NAME]
+    )
     # "from" is a Python keyword: the field is declared below under its JSON name.
-    to = serializers.CharField(help_text="Last day (YYYY-MM-DD, inclusive) or ISO date-time.")
+    to = MomentField(help_text="Last day (YYYY-MM-DD, inclusive) or ISO date-time.")
     columns = serializers.ListField(
         child=serializers.CharField(), required=False, help_text="A subset, in this order."
     )
@@ -255,7 +275,7 @@ class ExportSerializer(serializers.Serializer[dict[str, Any]]):
     )
 
 
-ExportSerializer._declared_fields["from"] = serializers.CharField(
+ExportSerializer._declared_fields["from"] = MomentField(
     help_text="First day (YYYY-MM-DD, inclusive, UTC) or ISO 8601 date-time."
 )
 
@@ -293,3 +313,9 @@ class RejectedRowSerializer(serializers.ModelSerializer[RejectedRow]):
         model = RejectedRow
         fields = ["line", "reason", "content"]
         read_only_fields = fields
+
+
+class DuplicateSerializer(serializers.Serializer[dict[str, Any]]):
+    detail = serializers.CharField()
+    task_id = serializers.UUIDField(help_text="The import that has these bytes.")
+    status = serializers.ChoiceField(choices=Status.choices, help_text="Its state.")

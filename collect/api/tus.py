@@ -26,6 +26,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from collect.api.auth import signed_in
+from collect.api.schema import duplicate_or_conflict, errors
+from collect.api.serializers import DuplicateSerializer
 from collect.datasets import DEFAULT_DATASET
 from collect.errors import CollectError, InvalidInput
 from collect.imports.choices import OnError
@@ -49,6 +51,15 @@ METADATA_KEYS = (
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 _UPLOAD_PATH = re.compile(r"/api/uploads/([^/]+)/?$")
 _DIGITS = re.compile(r"[0-9]{1,19}")  # what a 64-bit offset can hold
+
+
+TUS_RESUMABLE = OpenApiParameter(
+    "Tus-Resumable", str, "header", required=True, enum=[TUS_VERSION], description="1.0.0"
+)
+UPLOAD_ID = OpenApiParameter(
+    "upload_id", {"type": "string", "format": "uuid"}, "path", description="The upload's id."
+)
+OFFSET = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
 
 
 class PreconditionFailed(CollectError):
@@ -111,15 +122,31 @@ class UploadCreateApi(TusApi):
         description=(
             "tus creation: `Upload-Length` (or `Upload-Defer-Length: 1`), optional "
             "`Upload-Metadata` with base64 values for `filename`, `dataset`, "
-            "`timestamp_column` and `on_error`. A body of type "
+            "`timestamp_column`, `on_error`, `max_rejects`, `force` and `sha256` (hex, of the "
+            "whole file: bytes the dataset already has are then refused here with 409, "
+            "naming the import that has them). A body of type "
             "application/offset+octet-stream is the first chunk. `Upload-Concat: partial` "
             "makes a piece of a later `Upload-Concat: final;URL URL…` upload. Answers 201 "
             "with `Location`. When the upload is complete its import starts and "
             "`Collect-Task-Id` names the job."
         ),
         request={CHUNK_TYPE: OpenApiTypes.BINARY},
-        parameters=[OpenApiParameter("Tus-Resumable", str, "header", required=True)],
-        responses={201: OpenApiResponse(description="Created; see `Location`.")},
+        parameters=[
+            TUS_RESUMABLE,
+            OpenApiParameter("Upload-Length", OFFSET, "header", description="The file's size."),
+            OpenApiParameter(
+                "Upload-Defer-Length", str, "header", enum=["1"], description="Size told later."
+            ),
+            OpenApiParameter("Upload-Metadata", str, "header", description="key base64,…"),
+            OpenApiParameter(
+                "Upload-Concat", str, "header", description="`partial`, or `final;URL URL…`"
+            ),
+        ],
+        responses={
+            201: OpenApiResponse(description="Created; see `Location`."),
+            **errors(400, 404, 410, 412, 413, 415, 423, 429, 460, 507),
+            409: duplicate_or_conflict(),
+        },
     )
     def post(self, request: Request) -> HttpResponse:
         options = _options(request.headers.get("Upload-Metadata", ""))
@@ -191,10 +218,28 @@ class UploadApi(TusApi):
         ),
         request={CHUNK_TYPE: OpenApiTypes.BINARY},
         parameters=[
-            OpenApiParameter("Tus-Resumable", str, "header", required=True),
-            OpenApiParameter("Upload-Offset", int, "header", required=True),
+            UPLOAD_ID,
+            TUS_RESUMABLE,
+            OpenApiParameter("Upload-Offset", OFFSET, "header", required=True),
+            OpenApiParameter(
+                "Upload-Length", OFFSET, "header", description="A deferred length, declared."
+            ),
+            OpenApiParameter(
+                "Upload-Checksum", str, "header", description="`sha1|md5|sha256 BASE64`"
+            ),
         ],
-        responses={204: OpenApiResponse(description="Stored; see `Upload-Offset`.")},
+        responses={
+            204: OpenApiResponse(description="Stored; see `Upload-Offset`."),
+            **errors(400, 403, 404, 410, 412, 413, 415, 423, 460, 507),
+            409: OpenApiResponse(
+                DuplicateSerializer,
+                description=(
+                    "`Upload-Offset` is not the upload's offset (`offset` says it); or, on "
+                    "the last chunk of an upload that declared no `sha256`, the dataset has "
+                    "these bytes already (`task_id` names the import)."
+                ),
+            ),
+        },
     )
     def patch(self, request: Request, upload_id: str) -> HttpResponse:
         _check_chunk_type(request)
@@ -215,8 +260,11 @@ class UploadApi(TusApi):
         operation_id="upload_terminate",
         summary="Terminate a resumable upload (tus 1.0.0)",
         description="Deletes the bytes received; later requests for it answer 410.",
-        parameters=[OpenApiParameter("Tus-Resumable", str, "header", required=True)],
-        responses={204: OpenApiResponse(description="Terminated.")},
+        parameters=[UPLOAD_ID, TUS_RESUMABLE],
+        responses={
+            204: OpenApiResponse(description="Terminated."),
+            **errors(404, 410, 412),
+        },
     )
     def delete(self, request: Request, upload_id: str) -> HttpResponse:
         services.upload_terminate(owner=signed_in(request), upload_id=upload_id)

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -21,10 +22,13 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BooleanField
 from rest_framework.views import APIView
 
 from collect.api.auth import signed_in
+from collect.api.schema import duplicate_or_conflict, errors
 from collect.api.serializers import (
+    DATASET_NAME_PATTERN,
     ConflictSerializer,
     DatasetSerializer,
     ErrorSerializer,
@@ -33,7 +37,7 @@ from collect.api.serializers import (
     RejectedRowSerializer,
     UploadSerializer,
 )
-from collect.datasets import DEFAULT_DATASET
+from collect.datasets import DEFAULT_DATASET, NAME_MAX_CHARS
 from collect.datasets.models import Dataset
 from collect.datasets.selectors import dataset_visible_to, datasets_visible_to
 from collect.errors import Conflict, Forbidden, Gone, InvalidInput
@@ -45,6 +49,7 @@ from collect.imports.rejects import rejects_csv
 from collect.imports.services import import_start
 from collect.jobs import selectors, services
 from collect.jobs.models import Job
+from collect.jobs.states import Kind, Status
 from collect.uploads.handlers import too_large
 
 MULTIPART_OVERHEAD = 64 * 1024  # the form fields and part headers around the file
@@ -52,6 +57,68 @@ CSV_FILE = OpenApiResponse(OpenApiTypes.STR, description="A CSV file.")
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such task visible to you.")
 NO_DATASET = OpenApiResponse(ErrorSerializer, description="No such dataset visible to you.")
 CONFLICT = OpenApiResponse(ConflictSerializer, description="Not allowed in the current state.")
+DAY = {"type": "string", "format": "date"}  # a day; ISO 8601 date-times are accepted too
+TASK_ID = OpenApiParameter(
+    "task_id", {"type": "string", "format": "uuid"}, "path", description="The task's id."
+)
+IMPORT_EXAMPLE = OpenApiExample(
+    "An import, queued",
+    response_only=True,
+    status_codes=["202"],
+    value={
+        "task_id": "3f2a9c1e-5b7d-4e0a-9c3b-2d1f0e8a7b6c",
+        "kind": "import",
+        "status": "queued",
+        "dataset": "responses",
+        "filename": "responses.csv",
+        "upload_id": None,
+        "export_range": None,
+        "created_at": "2026-06-01T09:30:00Z",
+        "started_at": None,
+        "finished_at": None,
+        "paused_at": None,
+        "pause_expires_at": None,
+        "queued_reason": "waiting for a free worker (1 of 2 busy); it is next in line",
+        "progress": {
+            "rows_done": 0,
+            "rows_rejected": 0,
+            "bytes_done": 68,
+            "bytes_total": 268000000,
+            "percent": 0.0,
+            "rows_per_s": 0.0,
+            "eta_s": None,
+        },
+        "rows_rolled_back": None,
+        "summary": None,
+        "error": None,
+        "termination_reason": "",
+        "download_url": None,
+        "errors_url": "http://127.0.0.1:8000/api/tasks/3f2a9c1e-5b7d-4e0a-9c3b-2d1f0e8a7b6c/errors/",
+        "retry": None,
+    },
+)
+EXPORT_EXAMPLE = OpenApiExample(
+    "An export, queued",
+    response_only=True,
+    status_codes=["202"],
+    value={
+        **IMPORT_EXAMPLE.value,
+        "task_id": "9c1e4b7d-2a3f-4c5e-8d6b-0f1e2d3c4b5a",
+        "kind": "export",
+        "filename": None,
+        "export_range": {"from": "2025-06-01", "to": "2025-06-30"},
+        "progress": {
+            "rows_done": 0,
+            "rows_rejected": 0,
+            "bytes_done": 0,
+            "bytes_total": 0,
+            "percent": 0.0,
+            "rows_per_s": 0.0,
+            "eta_s": None,
+        },
+        "errors_url": None,
+    },
+)
 
 
 class UploadFileApi(APIView):
@@ -69,9 +136,10 @@ class UploadFileApi(APIView):
         ),
         request={"multipart/form-data": UploadSerializer},
         responses={
-            202: JobSerializer,
+            202: OpenApiResponse(JobSerializer, examples=[IMPORT_EXAMPLE]),
+            **errors(400, 413, 415, 429, 507),
             400: OpenApiResponse(ErrorSerializer, description="Not a usable CSV file."),
-            413: OpenApiResponse(ErrorSerializer, description="Over COLLECT_MAX_UPLOAD_BYTES."),
+            409: duplicate_or_conflict(),
         },
     )
     def post(self, request: Request) -> Response:
@@ -97,16 +165,24 @@ class UploadFileApi(APIView):
         return _accepted(request, job)
 
 
-@extend_schema(
-    summary="List your tasks",
-    description="Your import and export jobs, newest first (staff see everyone's).",
-    parameters=[
-        OpenApiParameter("status", str, description="Only jobs in this state."),
-        OpenApiParameter("kind", str, enum=["import", "export"], description="Only this kind."),
-        OpenApiParameter(
-            "id_prefix", str, description="Only jobs whose task id starts with this (hex, -)."
-        ),
-    ],
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="task_list",
+        summary="List your tasks",
+        description="Your import and export jobs, newest first (staff see everyone's).",
+        parameters=[
+            OpenApiParameter(
+                "status", str, enum=Status.values, description="Only jobs in this state."
+            ),
+            OpenApiParameter("kind", str, enum=Kind.values, description="Only this kind."),
+            OpenApiParameter(
+                "id_prefix",
+                {"type": "string", "pattern": "^[0-9a-fA-F-]{1,36}$"},
+                description="Only jobs whose task id starts with this (hex digits and -).",
+            ),
+        ],
+        responses={200: JobSerializer(many=True), **errors(400, 404)},
+    )
 )
 class TaskListApi(ListAPIView[Job]):
     serializer_class = JobSerializer
@@ -125,7 +201,8 @@ class TaskDetailApi(APIView):
     @extend_schema(
         operation_id="task_retrieve",
         summary="One task, with its progress",
-        responses={200: JobSerializer, 404: NOT_FOUND},
+        parameters=[TASK_ID],
+        responses={200: JobSerializer, **errors(404), 404: NOT_FOUND},
     )
     def get(self, request: Request, task_id: str) -> Response:
         job = selectors.job_visible_to(signed_in(request), task_id)
@@ -144,7 +221,7 @@ class ControlApi(APIView):
         raise NotImplementedError
 
 
-CONTROL_RESPONSES = {200: JobSerializer, 404: NOT_FOUND, 409: CONFLICT}
+CONTROL_RESPONSES = {200: JobSerializer, **errors(404, 409), 404: NOT_FOUND, 409: CONFLICT}
 
 
 @extend_schema_view(
@@ -157,6 +234,7 @@ CONTROL_RESPONSES = {200: JobSerializer, 404: NOT_FOUND, 409: CONFLICT}
             "left paused longer than COLLECT_PAUSE_TIMEOUT seconds is terminated."
         ),
         request=None,
+        parameters=[TASK_ID],
         responses=CONTROL_RESPONSES,
     )
 )
@@ -175,6 +253,7 @@ class PauseApi(ControlApi):
             "nothing; resuming a `pausing` task cancels the pause."
         ),
         request=None,
+        parameters=[TASK_ID],
         responses=CONTROL_RESPONSES,
     )
 )
@@ -193,6 +272,7 @@ class ResumeApi(ControlApi):
             "its worker has stopped, then `terminated`. The brief's `revoke` is this call."
         ),
         request=None,
+        parameters=[TASK_ID],
         responses=CONTROL_RESPONSES,
     )
 )
@@ -209,10 +289,8 @@ class TaskErrorsApi(APIView):
             "One line per rejected record: its line in the file, why, and its start. At most "
             "COLLECT_MAX_STORED_REJECTS are kept; a last line says how many more were counted."
         ),
-        responses={
-            (200, "text/csv"): CSV_FILE,
-            404: NOT_FOUND,
-        },
+        parameters=[TASK_ID],
+        responses={(200, "text/csv"): CSV_FILE, **errors(404), 404: NOT_FOUND},
     )
     def get(self, request: Request, task_id: str) -> FileResponse:
         job = selectors.job_visible_to(signed_in(request), task_id)
@@ -239,11 +317,30 @@ class ExportBriefApi(APIView):
         summary="Export a date range as CSV (the brief's call)",
         description=EXPORT_DESCRIPTION,
         parameters=[
-            OpenApiParameter("from_date", str, required=True, description="First day."),
-            OpenApiParameter("to_date", str, required=True, description="Last day."),
-            OpenApiParameter("dataset", str, description=f"Default: {DEFAULT_DATASET}."),
+            OpenApiParameter(
+                "from_date", DAY, required=True, description="First day (or ISO date-time)."
+            ),
+            OpenApiParameter(
+                "to_date", DAY, required=True, description="Last day (or ISO date-time)."
+            ),
+            OpenApiParameter(
+                "dataset",
+                {
+                    "type": "string",
+                    "maxLength": NAME_MAX_CHARS,
+                    "pattern": f"^$|{DATASET_NAME_PATTERN}",  # empty: the default
+                },
+                description=f"Default: {DEFAULT_DATASET}.",
+            ),
+            OpenApiParameter(
+                "raw", bool, description="Leave cells that look like formulas as they are."
+            ),
         ],
-        responses={202: JobSerializer, 400: ErrorSerializer, 404: NOT_FOUND},
+        responses={
+            202: OpenApiResponse(JobSerializer, examples=[EXPORT_EXAMPLE]),
+            **errors(400, 403, 404, 429),
+            404: OpenApiResponse(ErrorSerializer, description="You have no such dataset."),
+        },
     )
     def get(self, request: Request) -> Response:
         if isinstance(request.successful_authenticator, SessionAuthentication):
@@ -254,6 +351,7 @@ class ExportBriefApi(APIView):
             dataset_name=params.get("dataset") or DEFAULT_DATASET,
             first=params.get("from_date"),
             last=params.get("to_date"),
+            raw=BooleanField().to_internal_value(params.get("raw") or False),
             range_names=("from_date", "to_date"),
         )
         return _accepted(request, job)
@@ -265,7 +363,11 @@ class ExportCreateApi(APIView):
         summary="Start an export",
         description=EXPORT_DESCRIPTION,
         request=ExportSerializer,
-        responses={202: JobSerializer, 400: ErrorSerializer, 404: NOT_FOUND},
+        responses={
+            202: OpenApiResponse(JobSerializer, examples=[EXPORT_EXAMPLE]),
+            **errors(400, 404, 415, 429),
+            404: OpenApiResponse(ErrorSerializer, description="You have no such dataset."),
+        },
     )
     def post(self, request: Request) -> Response:
         form = ExportSerializer(data=request.data)
@@ -287,11 +389,13 @@ class TaskDownloadApi(APIView):
         operation_id="task_download",
         summary="The CSV of a completed export",
         description="409 until the export has completed; 410 once its file has expired.",
+        parameters=[TASK_ID],
         responses={
             (200, "text/csv"): CSV_FILE,
+            **errors(400, 404, 409, 410),
+            400: OpenApiResponse(ErrorSerializer, description="The task is an import."),
             404: NOT_FOUND,
             409: CONFLICT,
-            410: ErrorSerializer,
         },
     )
     def get(self, request: Request, task_id: str) -> FileResponse:
@@ -337,12 +441,16 @@ def brief_alias(view: type[ControlApi], operation_id: str) -> type[ControlApi]:
     )
 
 
-@extend_schema(
-    summary="List your datasets",
-    description=(
-        "Your datasets (staff see everyone's), by name: their columns, and the rows, imports "
-        "and first and last day of the records of their completed imports."
-    ),
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="dataset_list",
+        responses={200: DatasetSerializer(many=True), **errors(404)},
+        summary="List your datasets",
+        description=(
+            "Your datasets (staff see everyone's), by name: their columns, and the rows, imports "
+            "and first and last day of the records of their completed imports."
+        ),
+    )
 )
 class DatasetListApi(ListAPIView[Dataset]):
     serializer_class = DatasetSerializer
@@ -359,9 +467,10 @@ class DatasetDetailApi(APIView):
             "Staff get their own dataset of that name, else another user's: `owner` names whose."
         ),
         parameters=[
-            OpenApiParameter("owner", str, description="Staff: the username of its owner.")
+            OpenApiParameter("name", str, "path", description="The dataset's name."),
+            OpenApiParameter("owner", str, description="Staff: the username of its owner."),
         ],
-        responses={200: DatasetSerializer, 404: NO_DATASET},
+        responses={200: DatasetSerializer, **errors(404), 404: NO_DATASET},
     )
     def get(self, request: Request, name: str) -> Response:
         dataset = dataset_visible_to(
@@ -386,6 +495,8 @@ class TaskRejectedRowsApi(ListAPIView[RejectedRow]):
             "COLLECT_MAX_STORED_REJECTS are kept; the job's `progress.rows_rejected` counts "
             "them all."
         ),
+        parameters=[TASK_ID],
+        responses={200: RejectedRowSerializer(many=True), **errors(404)},
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)

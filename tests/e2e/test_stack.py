@@ -19,6 +19,8 @@ from tests.e2e.conftest import assert_imported_exactly_once
 pytestmark = pytest.mark.e2e
 
 STEADY_WINDOW_S = 1.2
+# alice imports the same generated file in several tests on purpose: with `force`, as a user
+# who means to import it again would (without it, the same bytes again answer 409).
 SMALL_HEADER = ["id", "submitted_at", "answer"]
 
 
@@ -41,7 +43,7 @@ def assert_rolled_back(server, job: dict, status: str) -> None:
 
 
 def test_pause_stops_the_writes_and_resume_completes_exactly_once(server, alice, big_csv):
-    task_id = alice.start_import(big_csv.path)["task_id"]
+    task_id = alice.start_import(big_csv.path, force="true")["task_id"]
     alice.wait_until_writing(task_id)
 
     reply = alice.control(task_id, "pause")
@@ -70,7 +72,7 @@ def test_pause_stops_the_writes_and_resume_completes_exactly_once(server, alice,
 
 
 def test_terminate_mid_import_removes_every_row(server, alice, big_csv):
-    task_id = alice.start_import(big_csv.path)["task_id"]
+    task_id = alice.start_import(big_csv.path, force="true")["task_id"]
     alice.wait_until_writing(task_id)
     assert server.segment_stats(task_id).rows > 0
 
@@ -87,7 +89,7 @@ def test_terminate_mid_import_removes_every_row(server, alice, big_csv):
 
 
 def test_terminating_a_paused_job_rolls_it_back_at_once(server, alice, big_csv):
-    task_id = alice.start_import(big_csv.path)["task_id"]
+    task_id = alice.start_import(big_csv.path, force="true")["task_id"]
     alice.wait_until_writing(task_id)
     assert alice.control(task_id, "pause").status == 200
     alice.wait_for_status(task_id, "paused", timeout=10)
@@ -267,7 +269,7 @@ def test_a_request_without_token_is_refused(server, completed_job):
 
 
 def test_the_briefs_pause_resume_and_revoke_paths(server, alice, big_csv):
-    task_id = alice.start_import(big_csv.path)["task_id"]
+    task_id = alice.start_import(big_csv.path, force="true")["task_id"]
     alice.wait_until_writing(task_id)
 
     reply = alice.control(task_id, "pause", brief_path=True)

@@ -265,6 +265,66 @@ def test_the_openapi_schema_describes_every_operation(api):
     assert "/api/upload-file/" in schema["paths"] and "/api/revoke/{task_id}/" in schema["paths"]
 
 
+def schema_of(api) -> dict:
+    response = api.get("/api/schema/?format=json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_the_schema_offers_a_file_picker_and_links_an_upload_to_its_task(api):
+    schema = schema_of(api)
+    upload = schema["paths"]["/api/upload-file/"]["post"]
+    form = upload["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+    fields = schema["components"]["schemas"][form.rsplit("/", 1)[1]]["properties"]
+    assert fields["file"] == {"type": "string", "format": "binary", "description": "The CSV file."}
+    links = upload["responses"]["202"]["links"]
+    assert links["task"] == {
+        "operationId": "task_retrieve",
+        "parameters": {"task_id": "$response.body#/task_id"},
+        "description": "The task, with its progress.",
+    }
+    tus_links = schema["paths"]["/api/uploads/{upload_id}/"]["patch"]["responses"]["204"]["links"]
+    assert tus_links["task"]["parameters"] == {"task_id": "$response.header.Collect-Task-Id"}
+    assert set(upload["responses"]) == {
+        "202",
+        "400",
+        "401",
+        "409",
+        "413",
+        "415",
+        "429",
+        "503",
+        "507",
+    }
+
+
+def test_the_schema_documents_statuses_enums_parameters_and_examples(api):
+    schema = schema_of(api)
+    paths = schema["paths"]
+    tasks = paths["/api/tasks/"]["get"]
+    status = next(p for p in tasks["parameters"] if p["name"] == "status")
+    assert sorted(status["schema"]["enum"]) == sorted(s.value for s in Status)
+    assert {"200", "400", "404"} <= set(tasks["responses"])
+    brief_export = paths["/api/export/"]["get"]
+    assert {p["name"] for p in brief_export["parameters"]} >= {"from_date", "to_date", "raw"}
+    example = brief_export["responses"]["202"]["content"]["application/json"]["examples"]
+    assert [value["value"]["kind"] for value in example.values()] == ["export"]
+    tus_create = paths["/api/uploads/"]["post"]["responses"]
+    assert {"201", "400", "409", "412", "413", "415"} <= set(tus_create)
+    patch = paths["/api/uploads/{upload_id}/"]["patch"]["responses"]
+    assert {"204", "409", "410", "412", "415", "460"} <= set(patch)
+    error = schema["components"]["schemas"]["Error"]
+    assert error["properties"] == {"detail": {"type": "string"}}
+
+
+def test_raw_on_the_briefs_export_is_read(api, user):
+    task_id = upload(api).json()["task_id"]
+    run_job(task_id, worker="w")
+    response = api.get("/api/export/?from_date=2024-01-01&to_date=2024-01-02&raw=true")
+    assert response.status_code == 202
+    assert Job.objects.get(pk=response.json()["task_id"]).params["raw"] is True
+
+
 def test_the_docs_page_is_served(client):
     response = client.get("/docs/")
     assert response.status_code == 200
