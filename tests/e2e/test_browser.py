@@ -246,6 +246,33 @@ def test_an_upload_paused_reloaded_resumed_and_cancelled_on_a_phone(
     assert alice.get("/api/tasks/").json()["count"] == jobs_before
 
 
+def test_an_unfinished_upload_discarded_from_the_list(page, server, web_user, tmp_path):
+    alice = server.client(web_user)
+    small = tmp_path / "small.csv"
+    small.write_text("id,answer\n" + "".join(f"{n},answer number {n}\n" for n in range(100_000)))
+    sign_in(page, web_user, PASSWORD)
+    open_home(page, f"?chunk={16 * 1024}")
+    page.fill("#upload-dataset", "discarded")
+    page.set_input_files("#file-input", small)
+    page.wait_for_function("Number(document.querySelector('#upload-panel').dataset.offset) > 0")
+    page.click("#upload-pause")
+    expect(page.locator("#upload-panel")).to_have_attribute("data-state", "paused")
+    upload_path = urlsplit(page.locator("#upload-panel").get_attribute("data-url")).path
+
+    open_home(page)
+    item = page.locator("#upload-pending-list li")
+    expect(item).to_have_count(1)
+    expect(item).to_contain_text("small.csv into discarded: stopped at ")
+    item.get_by_role("button", name="Discard the unfinished upload of small.csv").click()
+    expect(page.get_by_test_id("message").locator("span")).to_have_text(
+        "The unfinished upload of small.csv is discarded."
+    )
+    expect(page.locator("#upload-pending")).to_be_hidden()
+    assert page.evaluate("Object.keys(localStorage).length") == 0
+    head = alice.request("HEAD", upload_path, headers={"Tus-Resumable": "1.0.0"})
+    assert head.status in (404, 410), head.status
+
+
 def test_import_paused_resumed_exported_sent_again_and_terminated(
     page, server, web_user, big_csv, gz_file, tmp_path
 ):
