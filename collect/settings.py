@@ -286,6 +286,11 @@ COLLECT_DISPATCH = env.str(
     "COLLECT_DISPATCH", default="celery" if CELERY_BROKER_URL else "inprocess"
 )
 
+# GET /metrics answers only with `Authorization: Bearer <this>` when it is set.
+COLLECT_METRICS_TOKEN = env.str("COLLECT_METRICS_TOKEN", default="")
+# `collect worker` serves its own process's metrics (batch durations) on this port; 0: none.
+COLLECT_WORKER_METRICS_PORT = env.int("COLLECT_WORKER_METRICS_PORT", default=0)
+
 # CORS, so that browser clients on other origins (tus-js-client, Uppy) can use the API.
 # Credentials (cookies) are never allowed cross-origin: another site must send a token.
 CORS_URLS_REGEX = r"^/api/.*$"
