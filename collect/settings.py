@@ -220,6 +220,32 @@ UPLOAD_DIR = DATA_DIR / "uploads"
 FILE_UPLOAD_TEMP_DIR = DATA_DIR / "tmp"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 0
 
+# Object storage (PRODUCT.md section 4): with a bucket, uploaded files live there, read by
+# ranges; credentials are boto3's own (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+# AWS_DEFAULT_REGION, or an instance role). Without one, they stay under UPLOAD_DIR.
+COLLECT_S3_BUCKET = env.str("COLLECT_S3_BUCKET", default="")
+COLLECT_S3_ENDPOINT_URL = env.str("COLLECT_S3_ENDPOINT_URL", default="")
+_S3_OPTIONS: dict[str, Any] = {
+    "bucket_name": COLLECT_S3_BUCKET,
+    "endpoint_url": COLLECT_S3_ENDPOINT_URL or None,
+    "location": "uploads",
+    "file_overwrite": True,  # names are job ids: never a name Django should change
+    "default_acl": None,
+    "querystring_expire": 300,
+}
+STORAGES: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "uploads": (
+        {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _S3_OPTIONS}
+        if COLLECT_S3_BUCKET
+        else {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": UPLOAD_DIR, "file_permissions_mode": 0o600},
+        }
+    ),
+}
+
 COLLECT_MAX_UPLOAD_BYTES = env.int("COLLECT_MAX_UPLOAD_BYTES", default=10 * 1024**3)
 # Unfinished resumable uploads are deleted this long after their last chunk.
 COLLECT_UPLOAD_TTL = env.float("COLLECT_UPLOAD_TTL", default=24 * 3600.0)

@@ -1,8 +1,9 @@
 """Readiness: whether this process can do its work now, service by service.
 
 Each check answers for one thing the process depends on (the database always; the broker
-when jobs go to Celery workers), quickly: an orchestrator probes every few seconds, and a
-check that hangs for as long as TCP does would answer nothing useful.
+when jobs go to Celery workers; the bucket when files live in one), quickly: an orchestrator
+probes every few seconds, and a check that hangs for as long as TCP does would answer
+nothing useful.
 """
 
 from collections.abc import Callable
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
+
+from collect.files import storage_answers
 
 CHECK_TIMEOUT_S = 2
 
@@ -47,6 +50,8 @@ def readiness_checks() -> dict[str, Callable[[], None]]:
     checks: dict[str, Callable[[], None]] = {"database": database_answers}
     if settings.COLLECT_DISPATCH == "celery":
         checks["broker"] = broker_answers
+    if settings.COLLECT_S3_BUCKET:  # the local directory is this process's own disk
+        checks["storage"] = storage_answers
     return checks
 
 
