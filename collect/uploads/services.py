@@ -37,7 +37,7 @@ from collect.errors import (
     Locked,
     TooLarge,
 )
-from collect.files import raise_write_error, received_delete, upload_path
+from collect.files import raise_write_error, received_delete, upload_path, uploads_are_local
 from collect.imports.choices import OnError
 from collect.imports.compressed import InputError, peek
 from collect.imports.csvsource import MAX_HEADER_BYTES
@@ -400,8 +400,13 @@ def _complete(upload: Upload) -> Upload:
         Upload.objects.filter(pk=upload.pk).update(state=Upload.State.COMPLETE)
         upload.refresh_from_db()
         return upload
+    # On local disk the job and the upload's new state commit together. Into a bucket the
+    # file is sent first (import_start), for as long as it takes, so no transaction may be
+    # open around it; should this process die before the upload's row says `complete`,
+    # the job exists all the same and the upload is expired later by the sweeper.
+    together = transaction.atomic() if uploads_are_local() else contextlib.nullcontext()
     try:
-        with transaction.atomic():
+        with together:
             job = import_start(
                 owner=upload.owner,
                 source=upload_path(upload.file_name),
