@@ -220,6 +220,32 @@ UPLOAD_DIR = DATA_DIR / "uploads"
 FILE_UPLOAD_TEMP_DIR = DATA_DIR / "tmp"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 0
 
+# Object storage (PRODUCT.md section 4): with a bucket, uploaded files live there, read by
+# ranges; credentials are boto3's own (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+# AWS_DEFAULT_REGION, or an instance role). Without one, they stay under UPLOAD_DIR.
+COLLECT_S3_BUCKET = env.str("COLLECT_S3_BUCKET", default="")
+COLLECT_S3_ENDPOINT_URL = env.str("COLLECT_S3_ENDPOINT_URL", default="")
+_S3_OPTIONS: dict[str, Any] = {
+    "bucket_name": COLLECT_S3_BUCKET,
+    "endpoint_url": COLLECT_S3_ENDPOINT_URL or None,
+    "location": "uploads",
+    "file_overwrite": True,  # names are job ids: never a name Django should change
+    "default_acl": None,
+    "querystring_expire": 300,
+}
+STORAGES: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "uploads": (
+        {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _S3_OPTIONS}
+        if COLLECT_S3_BUCKET
+        else {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": UPLOAD_DIR, "file_permissions_mode": 0o600},
+        }
+    ),
+}
+
 COLLECT_MAX_UPLOAD_BYTES = env.int("COLLECT_MAX_UPLOAD_BYTES", default=10 * 1024**3)
 # Unfinished resumable uploads are deleted this long after their last chunk.
 COLLECT_UPLOAD_TTL = env.float("COLLECT_UPLOAD_TTL", default=24 * 3600.0)
@@ -285,6 +311,11 @@ COLLECT_REDISPATCH_SECONDS = env.float("COLLECT_REDISPATCH_SECONDS", default=COL
 COLLECT_DISPATCH = env.str(
     "COLLECT_DISPATCH", default="celery" if CELERY_BROKER_URL else "inprocess"
 )
+
+# GET /metrics answers only with `Authorization: Bearer <this>` when it is set.
+COLLECT_METRICS_TOKEN = env.str("COLLECT_METRICS_TOKEN", default="")
+# `collect worker` serves its own process's metrics (batch durations) on this port; 0: none.
+COLLECT_WORKER_METRICS_PORT = env.int("COLLECT_WORKER_METRICS_PORT", default=0)
 
 # CORS, so that browser clients on other origins (tus-js-client, Uppy) can use the API.
 # Credentials (cookies) are never allowed cross-origin: another site must send a token.

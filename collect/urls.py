@@ -1,10 +1,16 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from collect.api.operations import HealthzApi, MetricsApi, ReadyzApi
+
 urlpatterns = [
     path("", include("collect.web.urls")),
     path("api/", include("collect.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # What an operator probes and scrapes (no token; /metrics may ask for one).
+    path("healthz", HealthzApi.as_view(), name="healthz"),
+    path("readyz", ReadyzApi.as_view(), name="readyz"),
+    path("metrics", MetricsApi.as_view(), name="metrics"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
 

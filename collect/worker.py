@@ -6,6 +6,7 @@ from pathlib import Path
 
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
+from prometheus_client import start_http_server
 
 from collect.celery import app
 from collect.jobs.sweeper import SweeperThread
@@ -20,6 +21,10 @@ _sweeper = SweeperThread(heartbeat=HEARTBEAT)
 def _start_sweeper(**_: object) -> None:
     gc.freeze()  # as in collect.server: the loaded code stays out of the collector's way
     _sweeper.start()
+    if settings.COLLECT_WORKER_METRICS_PORT:
+        # This process's own metrics (batch durations, collect.jobs.metrics); the jobs
+        # table's are served by the web processes' /metrics, not counted once per worker.
+        start_http_server(settings.COLLECT_WORKER_METRICS_PORT)
 
 
 @worker_shutdown.connect

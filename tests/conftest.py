@@ -224,3 +224,45 @@ def sent_wakeups():
     wakeups = SentWakeups()
     yield wakeups
     wakeups.forget()
+
+
+# Object storage: a real SeaweedFS for the whole run, a bucket of its own for each test.
+
+
+@pytest.fixture(scope="session")
+def seaweedfs():
+    from tests.seaweedfs import SeaweedFS
+
+    server = SeaweedFS().start()
+    yield server
+    server.stop()
+
+
+def s3_storages(server, bucket: str) -> dict:
+    """STORAGES with uploads in `bucket` of `server`, as COLLECT_S3_BUCKET makes them."""
+    from tests.seaweedfs import ACCESS_KEY, REGION, SECRET_KEY
+
+    options = {
+        "bucket_name": bucket,
+        "endpoint_url": server.endpoint_url,
+        "location": "uploads",
+        "file_overwrite": True,
+        "default_acl": None,
+        "access_key": ACCESS_KEY,
+        "secret_key": SECRET_KEY,
+        "region_name": REGION,
+    }
+    return {
+        **settings.STORAGES,
+        "uploads": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
+    }
+
+
+@pytest.fixture
+def bucket(seaweedfs):
+    """A fresh bucket that upload storage uses for this test; its name."""
+    import uuid
+
+    name = seaweedfs.create_bucket(f"collect-{uuid.uuid4().hex[:12]}")
+    with override_settings(STORAGES=s3_storages(seaweedfs, name), COLLECT_S3_BUCKET=name):
+        yield name

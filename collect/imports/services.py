@@ -14,9 +14,9 @@ from django.utils import timezone
 from collect.datasets.services import dataset_check_columns, dataset_for_import
 from collect.datasets.stores import segment_store
 from collect.errors import Conflict, InvalidInput
-from collect.files import upload_store
+from collect.files import upload_delete, upload_store, uploads_are_local
 from collect.imports.compressed import InputError, open_input
-from collect.imports.csvsource import HeaderError, last_line_end, read_header
+from collect.imports.csvsource import Header, HeaderError, last_line_end, read_header
 from collect.imports.params import ImportCheckpoint, ImportParams, OnError
 from collect.jobs.dispatch import job_enqueue
 from collect.jobs.models import Job
@@ -62,6 +62,53 @@ def import_start(
         with open(source, "rb") as file:
             sha256 = hashlib.file_digest(file, "sha256").hexdigest()
     job_id = uuid.uuid4()
+    size = source.stat().st_size
+    # Into a bucket the file goes before the job's transaction: sending it takes as long as
+    # the file is large, and a transaction held open that long is ended by the database
+    # (idle_in_transaction_session_timeout). If the job is then refused, the object goes.
+    local = uploads_are_local()
+    if not local:
+        upload_store(source, f"{job_id}.csv")
+    try:
+        return _import_create(
+            job_id,
+            owner=owner,
+            source=source,
+            size=size,
+            header=header,
+            filename=filename,
+            dataset_name=dataset_name,
+            timestamp_index=timestamp_index,
+            on_error=on_error,
+            max_rejects=max_rejects,
+            upload_id=upload_id,
+            sha256=sha256,
+            force=force,
+            move_file=local,
+        )
+    except BaseException:
+        if not local:
+            upload_delete(f"{job_id}.csv")
+        raise
+
+
+def _import_create(
+    job_id: uuid.UUID,
+    *,
+    owner: User,
+    source: Path,
+    size: int,
+    header: Header,
+    filename: str,
+    dataset_name: str,
+    timestamp_index: int | None,
+    on_error: str,
+    max_rejects: int | None,
+    upload_id: str | None,
+    sha256: str,
+    force: bool,
+    move_file: bool,
+) -> Job:
     with transaction.atomic():
         job_check_room(owner)  # under a lock on the owner: no twin can start meanwhile
         if not force:
@@ -69,7 +116,7 @@ def import_start(
         dataset = dataset_for_import(owner=owner, name=dataset_name, columns=header.columns)
         job = Job(id=job_id, kind=Kind.IMPORT, owner=owner, dataset=dataset)
         job.queued_at = timezone.now()
-        job.bytes_total = source.stat().st_size
+        job.bytes_total = size
         job.bytes_done = min(header.end_offset, job.bytes_total)  # less if compressed
         job.checkpoint = ImportCheckpoint(offset=header.end_offset, line=header.lines).to_json()
         params = ImportParams(
@@ -86,7 +133,8 @@ def import_start(
         )
         job.params = params.to_json()
         job.save()
-        upload_store(source, params.path)
+        if move_file:  # on local disk: a rename, with the job
+            upload_store(source, params.path)
         job_enqueue(job.id)
     return job
 

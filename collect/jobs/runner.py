@@ -29,6 +29,7 @@ from collect import faults
 from collect.db.sessions import current_session
 from collect.jobs import selectors, services
 from collect.jobs.kinds import JobFailed, JobRun, kind_for
+from collect.jobs.metrics import batch_observe
 from collect.jobs.models import Job
 
 log = logging.getLogger(__name__)
@@ -202,6 +203,7 @@ def _run_batches(
         except services.LostOwnership:
             log.warning("job %s: %s", job.pk, LOST_OWNERSHIP)
             return None
+        batch_observe(kind=job.kind, seconds=time.monotonic() - started)  # with its commit
         if after_batch is not None:
             after_batch(job)
         if job.worker != worker:  # completed, paused or handed back

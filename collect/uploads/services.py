@@ -37,7 +37,7 @@ from collect.errors import (
     Locked,
     TooLarge,
 )
-from collect.files import raise_write_error, upload_delete, upload_path
+from collect.files import raise_write_error, received_delete, upload_path, uploads_are_local
 from collect.imports.choices import OnError
 from collect.imports.compressed import InputError, peek
 from collect.imports.csvsource import MAX_HEADER_BYTES
@@ -181,7 +181,7 @@ def upload_concatenate(
         raise
     # Their bytes are in the final upload now; keeping them would double the disk used.
     for part in parts:
-        upload_delete(part.file_name)
+        received_delete(part.file_name)
     return final
 
 
@@ -218,7 +218,7 @@ def _part_key(owner: User, part_id: str) -> UUID:
 def _give_back(final: Upload, parts: list[Upload]) -> None:
     """The final upload could not be made: its parts may be joined again."""
     Upload.objects.filter(pk=final.pk).update(state=Upload.State.FAILED)
-    upload_delete(final.file_name)
+    received_delete(final.file_name)
     Upload.objects.filter(pk__in=[part.pk for part in parts]).update(state=Upload.State.COMPLETE)
 
 
@@ -242,7 +242,7 @@ def upload_terminate(*, owner: User, upload_id: str) -> None:
     upload = upload_visible_to(owner, upload_id)
     Upload.objects.filter(pk=upload.pk).update(state=Upload.State.TERMINATED)
     if upload.job_id is None:
-        upload_delete(upload.file_name)
+        received_delete(upload.file_name)
 
 
 def upload_sweep(now: datetime | None = None) -> int:
@@ -257,7 +257,7 @@ def upload_sweep(now: datetime | None = None) -> int:
         if Upload.objects.filter(pk=upload.pk, state=upload.state).update(
             state=Upload.State.EXPIRED
         ):
-            upload_delete(upload.file_name)
+            received_delete(upload.file_name)
             count += 1
     return count
 
@@ -417,8 +417,13 @@ def _complete(upload: Upload) -> Upload:
         Upload.objects.filter(pk=upload.pk).update(state=Upload.State.COMPLETE)
         upload.refresh_from_db()
         return upload
+    # On local disk the job and the upload's new state commit together. Into a bucket the
+    # file is sent first (import_start), for as long as it takes, so no transaction may be
+    # open around it; should this process die before the upload's row says `complete`,
+    # the job exists all the same and the upload is expired later by the sweeper.
+    together = transaction.atomic() if uploads_are_local() else contextlib.nullcontext()
     try:
-        with transaction.atomic():
+        with together:
             job = import_start(
                 owner=upload.owner,
                 source=upload_path(upload.file_name),
@@ -443,7 +448,7 @@ def _fail(upload: Upload, error: CollectError) -> NoReturn:
     """The upload cannot become an import: keep the reason, free the bytes, refuse."""
     upload.state, upload.error = Upload.State.FAILED, error.message
     upload.save(update_fields=["state", "error"])
-    upload_delete(upload.file_name)
+    received_delete(upload.file_name)
     raise error
 
 

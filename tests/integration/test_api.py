@@ -260,7 +260,8 @@ def test_the_openapi_schema_describes_every_operation(api):
     assert response.status_code == 200
     schema = response.json()
     operations = [op for item in schema["paths"].values() for op in item.values()]
-    assert len(operations) == 19  # with tus POST, PATCH and DELETE on /api/uploads/
+    # With tus POST, PATCH and DELETE on /api/uploads/, and /healthz, /readyz, /metrics.
+    assert len(operations) == 22
     assert all(op.get("summary") or op.get("description") for op in operations)
     assert "/api/upload-file/" in schema["paths"] and "/api/revoke/{task_id}/" in schema["paths"]
 

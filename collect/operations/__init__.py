@@ -1,0 +1,1 @@
+"""What an operator probes and scrapes: liveness, readiness and the Prometheus metrics."""

@@ -1,0 +1,97 @@
+"""The distributed stack with its files in a bucket of a real SeaweedFS (tests/seaweedfs.py)
+and a data directory of its own for every process: nothing shared but the database, the
+broker and the bucket. An upload through either path imports from the bucket; a worker
+killed mid-import is taken over by a worker with another data directory, every row once;
+the bucket is empty of the uploads afterwards."""
+
+import base64
+import uuid
+
+import pytest
+
+from tests.e2e.conftest import LEASE_SECONDS, assert_imported_exactly_once, wait_until
+
+pytestmark = pytest.mark.e2e
+WORKERS_OWN_DIRS = 2
+
+
+@pytest.fixture
+def bucket_stack(seaweedfs, start_server, tmp_path):
+    """A stack whose files live in a fresh bucket, each worker on a data directory of its
+    own; yields (stack, bucket, the workers' data directories)."""
+    bucket = seaweedfs.create_bucket(f"collect-e2e-{uuid.uuid4().hex[:10]}")
+    stack = start_server(**seaweedfs.env(bucket))
+    stack.kill_workers()
+    server_env, directories = stack.env, []
+    for number in range(WORKERS_OWN_DIRS):
+        directory = tmp_path / f"worker-{number}-data"
+        directory.mkdir()
+        directories.append(directory)
+        stack.env = {**server_env, "COLLECT_DATA_DIR": str(directory)}
+        stack.add_worker()
+    stack.env = server_env
+    yield stack, bucket, directories
+
+
+def uploads_on_disk(*directories) -> list[str]:
+    return [path.name for directory in directories for path in directory.glob("uploads/*")]
+
+
+def test_a_killed_workers_import_from_the_bucket_is_taken_over_on_another_data_dir(
+    bucket_stack, seaweedfs, big_csv
+):
+    stack, bucket, worker_dirs = bucket_stack
+    client = stack.client("uma")
+    task_id = client.start_import(big_csv.path)["task_id"]
+    assert seaweedfs.keys(bucket) == [f"uploads/{task_id}.csv"]
+    assert uploads_on_disk(stack.data_dir, *worker_dirs) == []  # in the bucket only
+
+    client.wait_until_writing(task_id)
+    doomed = wait_until(lambda: stack.worker_running(task_id), timeout=10, what="its worker")
+    stack.kill_workers(doomed)
+    assert 0 < stack.segment_stats(task_id).rows < big_csv.rows, "not killed mid-import"
+
+    job = client.wait_for_status(task_id, "completed", timeout=LEASE_SECONDS + 120)
+    assert_imported_exactly_once(stack, job, big_csv.rows)
+    wait_until(lambda: seaweedfs.keys(bucket) == [], timeout=10, what="the bucket emptied")
+
+
+def test_a_tus_upload_imports_from_the_bucket(bucket_stack, seaweedfs):
+    stack, bucket, worker_dirs = bucket_stack
+    client = stack.client("vera")
+    rows = 2000
+    content = ("id,submitted_at\r\n" + "".join(
+        f"{n},2025-05-{n % 28 + 1:02d}T00:00:00Z\r\n" for n in range(rows)
+    )).encode()  # fmt: skip
+    tus = {"Tus-Resumable": "1.0.0"}
+    created = client.request(
+        "POST",
+        "/api/uploads/",
+        headers={
+            **tus,
+            "Upload-Length": str(len(content)),
+            "Upload-Metadata": f"dataset {base64.b64encode(b'tus-bucket').decode()}",
+        },
+    )
+    assert created.status == 201, created.body
+    location = created.headers["Location"]
+    path = location[location.index("/api/uploads/") :]
+    half = len(content) // 2
+    for offset, chunk in ((0, content[:half]), (half, content[half:])):
+        reply = client.request(
+            "PATCH",
+            path,
+            body=chunk,
+            headers={
+                **tus,
+                "Upload-Offset": str(offset),
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+        assert reply.status == 204, reply.body
+    task_id = reply.headers["Collect-Task-Id"]
+    job = client.wait_for_status(task_id, "completed", timeout=60)
+    assert_imported_exactly_once(stack, job, rows)
+    wait_until(lambda: seaweedfs.keys(bucket) == [], timeout=10, what="the bucket emptied")
+    assert uploads_on_disk(*worker_dirs) == []
+    assert uploads_on_disk(stack.data_dir) == []  # the received file went to the bucket
