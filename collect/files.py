@@ -99,20 +99,11 @@ def storage_answers() -> None:
     storage.connection.meta.client.head_bucket(Bucket=storage.bucket_name)
 
 
-class RangedObject(io.RawIOBase):
-    """An object in a bucket as a seekable raw file: each read is a GET of the range asked
-    for (a boto3 `s3.Object`); its size is known from one HEAD at open."""
+class SizedRawFile(io.RawIOBase):
+    """A seekable raw file of a known `size`, read from `position` on by `readinto`."""
 
-    def __init__(self, s3_object: Any) -> None:
-        super().__init__()
-        self.object = s3_object
-        try:
-            self.size: int = s3_object.content_length
-        except Exception as error:
-            if _is_missing(error):
-                raise FileNotFoundError(f"no object {s3_object.key!r} in the bucket") from None
-            raise
-        self.position = 0
+    size = 0
+    position = 0
 
     def readable(self) -> bool:
         return True
@@ -127,6 +118,22 @@ class RangedObject(io.RawIOBase):
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
         self.position = max(0, base + offset)
         return self.position
+
+
+class RangedObject(SizedRawFile):
+    """An object in a bucket as a seekable raw file: each read is a GET of the range asked
+    for (a boto3 `s3.Object`); its size is known from one HEAD at open."""
+
+    def __init__(self, s3_object: Any) -> None:
+        super().__init__()
+        self.object = s3_object
+        try:
+            self.size: int = s3_object.content_length
+        except Exception as error:
+            if _is_missing(error):
+                raise FileNotFoundError(f"no object {s3_object.key!r} in the bucket") from None
+            raise
+        self.position = 0
 
     def readinto(self, buffer: "WriteableBuffer") -> int:
         view = memoryview(buffer).cast("B")

@@ -17,6 +17,8 @@ from uuid import UUID
 
 from django.conf import settings
 
+from collect.files import SizedRawFile
+
 if TYPE_CHECKING:  # a protocol of typeshed's only
     from _typeshed import WriteableBuffer
 
@@ -68,7 +70,7 @@ def expired_files_delete(*, older_than: float) -> None:
                 path.unlink(missing_ok=True)
 
 
-class PiecesFile(io.RawIOBase):
+class PiecesFile(SizedRawFile):
     """Files read one after the other, each only up to its committed size; seekable, so a
     server can send it as a file (waitress frees its thread while a slow client reads)."""
 
@@ -89,20 +91,6 @@ class PiecesFile(io.RawIOBase):
         self.sizes = [size for _, size in pieces]
         self.size = offset
         self.position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
-        self.position = max(0, base + offset)
-        return self.position
 
     def readinto(self, buffer: "WriteableBuffer") -> int:
         view = memoryview(buffer)

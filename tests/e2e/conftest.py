@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.servers import free_port
+from tests.e2e.servers import OwnPostgres, OwnRedis, free_port
 
 COLLECT = Path(sys.executable).parent / "collect"
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
@@ -596,3 +596,19 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         for server in _servers_in_use:
             report.sections.append((f"log of {server}", server.logs()))
+
+
+@pytest.fixture
+def own_postgres():
+    """A PostgreSQL cluster of the test's own, to break."""
+    cluster = OwnPostgres().init()
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis server of the test's own, to break."""
+    broker = OwnRedis(tmp_path).start()
+    yield broker
+    broker.stop()

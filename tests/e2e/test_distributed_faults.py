@@ -15,27 +15,12 @@ from tests.e2e.conftest import (
     segment_table,
     wait_until,
 )
-from tests.e2e.servers import OwnPostgres, OwnRedis
 
 pytestmark = pytest.mark.e2e
 OUTAGE_S = 3
 RECOVERY_TIMEOUT_S = 180
 # A frozen worker's job is taken back once its lease has run out and a sweep has seen it.
 TAKEOVER_S = LEASE_SECONDS + 5
-
-
-@pytest.fixture
-def own_postgres():
-    cluster = OwnPostgres().init()
-    yield cluster
-    cluster.destroy()
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    broker = OwnRedis(tmp_path).start()
-    yield broker
-    broker.stop()
 
 
 def import_under_way(stack, client, path, **fields):

@@ -4,23 +4,8 @@ answers ready again once it is back. The servers broken are the test's own."""
 import pytest
 
 from tests.e2e.conftest import wait_until
-from tests.e2e.servers import OwnPostgres, OwnRedis
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def own_postgres():
-    cluster = OwnPostgres().init()
-    yield cluster
-    cluster.destroy()
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    broker = OwnRedis(tmp_path).start()
-    yield broker
-    broker.stop()
 
 
 def readyz(stack):
