@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from collect.timestamps import ISO_TIMESTAMP
+from collect.timestamps import iso_shaped
 
 if TYPE_CHECKING:
     from _csv import Reader  # what csv.reader() returns
@@ -216,7 +216,7 @@ class CsvSource:
         width, number_rows = self.width, self.number_rows
         first_line = self.line
         timestamp_index = self.timestamp_index
-        is_timestamp, fromisoformat = ISO_TIMESTAMP.fullmatch, datetime.fromisoformat
+        is_timestamp, fromisoformat = iso_shaped, datetime.fromisoformat
         first_day, last_day = _NO_DAY, ""  # the least and greatest dates seen
         done = progress.lines
         try:
@@ -235,7 +235,7 @@ class CsvSource:
                 if timestamp_index is not None:  # the checks of parse_timestamp, inlined
                     value = row[timestamp_index]
                     try:
-                        if is_timestamp(value) is None:
+                        if not is_timestamp(value):
                             raise ValueError(value)
                         fromisoformat(value)
                     except ValueError:

@@ -3,12 +3,16 @@
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from collect.timestamps import (
     DAY,
     FIRST_MOMENT,
+    ISO_TIMESTAMP,
     LAST_MOMENT,
     day_start,
+    iso_shaped,
     microseconds,
     moment_iso,
     parse_timestamp,
@@ -69,3 +73,23 @@ def test_a_span_of_days_holds_every_offset_of_its_dates():
     assert (start, end) == (day_start("2023-12-31"), day_start("2024-01-04"))
     assert start <= parse_timestamp("2024-01-01T00:00:00+15:59")
     assert parse_timestamp("2024-01-02T23:59:59.999999-15:59") < end
+
+
+# Strings near the rule's edges: its own characters, a few others (a non-ASCII digit among
+# them), in lengths around those of its forms.
+_NEAR_TIMESTAMPS = st.one_of(
+    st.from_regex(ISO_TIMESTAMP, fullmatch=True),
+    st.text(alphabet="0123456789-:T Z+.,1\uff15é\n", max_size=34),
+    st.from_regex(ISO_TIMESTAMP, fullmatch=True).map(lambda text: text[:-1]),
+    st.from_regex(ISO_TIMESTAMP, fullmatch=True).map(lambda text: f"{text}0"),
+)
+
+
+@given(_NEAR_TIMESTAMPS)
+@example("2025-02-07T01:25:05+16:00")
+@example("2025-02-07T01:25:05+15:59")
+@example("2025-02-07T01:25:05-1530")
+@example("2025-02-07T01:25:05.1234567")
+@example("\uff12025-02-07")  # a fullwidth digit two
+def test_the_quick_shape_check_is_the_rule_exactly(text):
+    assert iso_shaped(text) == (ISO_TIMESTAMP.fullmatch(text) is not None)
