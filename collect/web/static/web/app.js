@@ -385,6 +385,7 @@ const ROW_HTML = `
 let refreshTimer = null;
 let refreshCount = 0;
 const lastStatus = new Map(); // task id → status, to notice a job that just ended
+let jobsListed = false; // the first listing is not news: the datasets were loaded with the page
 
 async function refreshJobs() {
   clearTimeout(refreshTimer);
@@ -423,12 +424,13 @@ function renderJobs(jobs) {
     // Rows are moved, never rebuilt, so that a focused button keeps its focus.
     if (body.rows[index] !== row) body.insertBefore(row, body.rows[index] || null);
     const before = lastStatus.get(job.task_id);
-    if (job.kind === "import" && before && before !== job.status && FINAL.includes(job.status)) {
-      datasetsChanged = true;
-    }
+    // A small import can start and end between two refreshes: first seen already ended.
+    const ended = FINAL.includes(job.status) && before !== job.status;
+    if (job.kind === "import" && ended && (before || jobsListed)) datasetsChanged = true;
     lastStatus.set(job.task_id, job.status);
   });
   for (const gone of rows.values()) gone.remove();
+  jobsListed = true;
   $("#jobs-empty").hidden = jobs.length > 0;
   if (datasetsChanged) refreshDatasets(); // an import's rows count once it completes
 }
