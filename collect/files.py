@@ -76,9 +76,7 @@ def upload_open(name: str) -> io.BufferedReader:
     downloaded whole (as django-storages' S3File does on its first read)."""
     if uploads_are_local():
         return open(upload_path(name), "rb")
-    storage: Any = upload_storage()  # storages.backends.s3.S3Storage
-    key = storage._normalize_name(name)  # the bucket key of `name`, under its location
-    return io.BufferedReader(RangedObject(storage.bucket.Object(key)), RANGE_BYTES)
+    return io.BufferedReader(object_open(upload_storage(), name), RANGE_BYTES)
 
 
 def upload_delete(name: str) -> None:
@@ -150,6 +148,46 @@ class RangedObject(SizedRawFile):
             body.close()
         self.position += count
         return count
+
+
+class JoinedFile(SizedRawFile):
+    """Raw files read one after the other, each only up to its given size, as one seekable
+    file (a server can send it as a file: waitress frees its thread while a client reads).
+    It owns the files: closing it closes them."""
+
+    def __init__(self, parts: list[tuple[io.RawIOBase | io.BufferedIOBase, int]]) -> None:
+        super().__init__()
+        self.files = [file for file, _ in parts]
+        self.sizes = [size for _, size in parts]
+        self.starts: list[int] = []
+        offset = 0
+        for size in self.sizes:
+            self.starts.append(offset)
+            offset += size
+        self.size = offset
+        self.position = 0
+
+    def readinto(self, buffer: "WriteableBuffer") -> int:
+        view = memoryview(buffer).cast("B")
+        for file, start, size in zip(self.files, self.starts, self.sizes, strict=True):
+            if start <= self.position < start + size:
+                wanted = min(len(view), start + size - self.position)
+                file.seek(self.position - start)
+                count = file.readinto(view[:wanted]) or 0
+                self.position += count
+                return count
+        return 0
+
+    def close(self) -> None:
+        for file in self.files:
+            file.close()
+        super().close()
+
+
+def object_open(storage: Any, name: str) -> RangedObject:
+    """A stored object of django-storages' S3 backend, read by ranges (see RangedObject)."""
+    key = storage._normalize_name(name)  # the bucket key of `name`, under its location
+    return RangedObject(storage.bucket.Object(key))
 
 
 def _is_missing(error: Exception) -> bool:

@@ -12,15 +12,12 @@ import uuid
 from collections import defaultdict
 from collections.abc import Container
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 from uuid import UUID
 
 from django.conf import settings
 
-from collect.files import SizedRawFile
-
-if TYPE_CHECKING:  # a protocol of typeshed's only
-    from _typeshed import WriteableBuffer
+from collect.files import JoinedFile
 
 Pieces = list[list[Any]]  # [[file name, committed bytes], ...], in order
 
@@ -44,7 +41,15 @@ def piece_path(name: str) -> Path:
 
 def export_open(pieces: Pieces) -> BinaryIO:
     """The committed bytes of the pieces, as one file; FileNotFoundError once expired."""
-    return io.BufferedReader(PiecesFile([(piece_path(name), size) for name, size in pieces]))
+    files: list[tuple[io.RawIOBase | io.BufferedIOBase, int]] = []
+    try:
+        for name, size in pieces:
+            files.append((open(piece_path(name), "rb"), size))  # noqa: SIM115 - closed with it
+    except OSError:
+        for file, _ in files:
+            file.close()
+        raise
+    return io.BufferedReader(JoinedFile(files))
 
 
 def export_files_delete(job_id: UUID, *, keep: Container[str] = ()) -> None:
@@ -68,42 +73,3 @@ def expired_files_delete(*, older_than: float) -> None:
         if newest[job] < cutoff:
             for path in paths:
                 path.unlink(missing_ok=True)
-
-
-class PiecesFile(SizedRawFile):
-    """Files read one after the other, each only up to its committed size; seekable, so a
-    server can send it as a file (waitress frees its thread while a slow client reads)."""
-
-    def __init__(self, pieces: list[tuple[Path, int]]) -> None:
-        super().__init__()
-        self.files: list[io.BufferedReader] = []
-        try:
-            for path, _ in pieces:
-                self.files.append(open(path, "rb"))  # noqa: SIM115 - closed with this file
-        except OSError:
-            self.close()
-            raise
-        self.starts: list[int] = []
-        offset = 0
-        for _, size in pieces:
-            self.starts.append(offset)
-            offset += size
-        self.sizes = [size for _, size in pieces]
-        self.size = offset
-        self.position = 0
-
-    def readinto(self, buffer: "WriteableBuffer") -> int:
-        view = memoryview(buffer)
-        for file, start, size in zip(self.files, self.starts, self.sizes, strict=True):
-            if start <= self.position < start + size:
-                wanted = min(len(view), start + size - self.position)
-                file.seek(self.position - start)
-                count = file.readinto(view[:wanted])
-                self.position += count
-                return count
-        return 0
-
-    def close(self) -> None:
-        for file in self.files:
-            file.close()
-        super().close()
