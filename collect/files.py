@@ -128,7 +128,7 @@ class RangedObject(SizedRawFile):
         try:
             self.size: int = s3_object.content_length
         except Exception as error:
-            if _is_missing(error):
+            if is_missing(error):
                 raise FileNotFoundError(f"no object {s3_object.key!r} in the bucket") from None
             raise
         self.position = 0
@@ -190,9 +190,15 @@ def object_open(storage: Any, name: str) -> RangedObject:
     return RangedObject(storage.bucket.Object(key))
 
 
-def _is_missing(error: Exception) -> bool:
+def is_missing(error: Exception) -> bool:
+    """Whether a bucket's error says there is no such object (or multipart upload)."""
     response = getattr(error, "response", None) or {}
-    return str(response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound")
+    return str(response.get("Error", {}).get("Code")) in (
+        "404",
+        "NoSuchKey",
+        "NotFound",
+        "NoSuchUpload",
+    )
 
 
 def raise_write_error(error: OSError) -> NoReturn:

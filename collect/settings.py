@@ -220,9 +220,10 @@ UPLOAD_DIR = DATA_DIR / "uploads"
 FILE_UPLOAD_TEMP_DIR = DATA_DIR / "tmp"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 0
 
-# Object storage (PRODUCT.md section 4): with a bucket, uploaded files live there, read by
-# ranges; credentials are boto3's own (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-# AWS_DEFAULT_REGION, or an instance role). Without one, they stay under UPLOAD_DIR.
+# Object storage (PRODUCT.md section 4): with a bucket, uploaded files and export files
+# live there (under uploads/ and exports/), read by ranges; credentials are boto3's own
+# (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, or an instance role).
+# Without one, they stay under UPLOAD_DIR and DATA_DIR/exports.
 COLLECT_S3_BUCKET = env.str("COLLECT_S3_BUCKET", default="")
 COLLECT_S3_ENDPOINT_URL = env.str("COLLECT_S3_ENDPOINT_URL", default="")
 _S3_OPTIONS: dict[str, Any] = {
@@ -242,6 +243,17 @@ STORAGES: dict[str, dict[str, Any]] = {
         else {
             "BACKEND": "django.core.files.storage.FileSystemStorage",
             "OPTIONS": {"location": UPLOAD_DIR, "file_permissions_mode": 0o600},
+        }
+    ),
+    "exports": (
+        {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {**_S3_OPTIONS, "location": "exports"},
+        }
+        if COLLECT_S3_BUCKET
+        else {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": DATA_DIR / "exports", "file_permissions_mode": 0o600},
         }
     ),
 }

@@ -239,7 +239,8 @@ def seaweedfs():
 
 
 def s3_storages(server, bucket: str) -> dict:
-    """STORAGES with uploads in `bucket` of `server`, as COLLECT_S3_BUCKET makes them."""
+    """STORAGES with uploads and exports in `bucket` of `server`, as COLLECT_S3_BUCKET
+    makes them."""
     from tests.seaweedfs import ACCESS_KEY, REGION, SECRET_KEY
 
     options = {
@@ -255,6 +256,10 @@ def s3_storages(server, bucket: str) -> dict:
     return {
         **settings.STORAGES,
         "uploads": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
+        "exports": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {**options, "location": "exports"},
+        },
     }
 
 

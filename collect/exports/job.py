@@ -7,10 +7,10 @@ so every row is written once; after a lost run it writes a new piece instead (se
 collect/exports/storage.py). Between batches nothing is held: no cursor, no transaction.
 """
 
-import os
+import copy
+import logging
 import time
 from datetime import datetime
-from typing import BinaryIO
 
 from django.conf import settings
 from django.db import transaction
@@ -19,15 +19,18 @@ from collect.datasets.cells import csv_bytes, neutralised
 from collect.datasets.stores import TimeFilter, segment_store
 from collect.exports.params import ExportCheckpoint, ExportParams, PlannedSegment
 from collect.exports.storage import (
+    ExportWriter,
     Pieces,
+    PiecesLost,
     expired_files_delete,
     export_files_delete,
-    piece_name,
-    piece_path,
+    export_writer,
 )
 from collect.jobs.kinds import Description, JobFailed, Progress
 from collect.jobs.models import Job
 from collect.jobs.states import Status
+
+log = logging.getLogger(__name__)
 
 LINES_PER_QUERY = 50_000  # ~0.1 s of COPY at most; fewer when the time left is shorter
 # At least this many: a query's fixed cost (a far or busy database) must not shrink the
@@ -79,49 +82,30 @@ class ExportRun:
         self.job = job
         self.params = ExportParams.from_job(job)
         self.plan = self.params.plan()
+        self.pace = 1e-6  # seconds a line; each query measures it again
+        self.store = segment_store()
         checkpoint = ExportCheckpoint.from_job(job)
+        try:
+            self.file = self._open(checkpoint, export_pieces(job), job.rows_done)
+        except PiecesLost as lost:
+            log.warning("export %s starts again: %s", job.pk, lost)
+            export_files_delete(job.id)
+            self.file = self._open(ExportCheckpoint(), [], 0)
+
+    def _open(self, checkpoint: ExportCheckpoint, pieces: Pieces, rows: int) -> ExportWriter:
         self.segment = checkpoint.segment
         self.line = checkpoint.line
         self.scanned = checkpoint.scanned
-        self.pieces = export_pieces(job)
-        self.rows = job.rows_done
-        self.pace = 1e-6  # seconds a line; each query measures it again
-        self.store = segment_store()
-        self.file = self._open()
-
-    def _open(self) -> BinaryIO:
-        # Files no checkpoint names are lost runs' (a worker still writing to one writes to
-        # a file nobody has once it is gone).
-        export_files_delete(self.job.id, keep={name for name, _ in self.pieces})
-        # A lost run's worker may still write to its piece: go on in a new one.
-        if not self.pieces or self.job.last_error:
-            self._give_up_last_piece()
-            self.pieces.append([piece_name(self.job.id, len(self.pieces)), 0])
-        name, size = self.pieces[-1]
-        path = piece_path(name)
-        stream = open(path, "r+b" if path.exists() else "w+b")  # noqa: SIM115 - kept open for the run
-        stream.truncate(size)  # whatever was written after the last checkpoint goes
-        stream.seek(size)
-        if len(self.pieces) == 1 and size == 0:
+        self.rows = rows
+        self.committed = self._progress(pieces)
+        writer = export_writer(self.job.id, pieces, after_lost_run=bool(self.job.last_error))
+        self.pieces = writer.pieces
+        if len(self.pieces) == 1 and self.pieces[0][1] == 0:
             header = self.params.header
             if not self.params.raw:  # column names come from the file, like any cell
                 header = [neutralised(name) for name in header]
-            stream.write(csv_bytes([header]))
-        return stream
-
-    def _give_up_last_piece(self) -> None:
-        """Keep only the committed bytes of the last piece, so that runs lost one after the
-        other (a disk that stays full) do not fill the disk with what they never committed.
-        An empty one goes: a worker still writing to it writes to a file nobody has."""
-        if not self.pieces:
-            return
-        name, size = self.pieces[-1]
-        path = piece_path(name)
-        if size == 0:
-            self.pieces.pop()
-            path.unlink(missing_ok=True)
-        elif path.exists():
-            os.truncate(path, size)
+            writer.write(csv_bytes([header]))
+        return writer
 
     def step(self, *, deadline: float, max_rows: int) -> Progress:
         plan = self.plan
@@ -149,17 +133,25 @@ class ExportRun:
             self.line = up_to
             if self.line >= segment.last_line:
                 self.segment, self.line = self.segment + 1, 0
-        self.file.flush()
         self.rows += rows
-        self.pieces[-1][1] = self.file.tell()
+        finished = self.segment >= len(plan)
+        if self.file.commit(final=finished):
+            self.committed = self._progress(self.pieces)
+        return self.committed  # in a bucket, what is not in a part yet is written again
+
+    def _progress(self, pieces: Pieces) -> Progress:
+        """Where the export is, as a checkpoint to go on from."""
         return Progress(
             checkpoint=ExportCheckpoint(
-                segment=self.segment, line=self.line, scanned=self.scanned, pieces=self.pieces
+                segment=self.segment,
+                line=self.line,
+                scanned=self.scanned,
+                pieces=copy.deepcopy(pieces),
             ).to_json(),
             rows_done=self.rows,
             rows_rejected=0,
-            bytes_done=sum(size for _, size in self.pieces),
-            finished=self.segment >= len(plan),
+            bytes_done=sum(piece[1] for piece in pieces),
+            finished=self.segment >= len(self.plan),
         )
 
     def _timestamp_filter(self, segment: PlannedSegment) -> TimeFilter | None:

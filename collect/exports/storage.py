@@ -4,26 +4,130 @@ how much of each is committed, and a download reads exactly that.
 Nearly every export is one piece. A run that follows a lost run starts a piece of its own:
 the lost run's worker may only be frozen, and when it wakes up whatever it still writes goes
 past the committed end of a piece that nobody extends or reads any further.
+
+Export storage is Django's `STORAGES["exports"]`: a local directory (the embedded default,
+or a disk every process shares), or a bucket. On disk a piece is a file, committed as far as
+it was flushed. In a bucket a piece is a multipart upload: what a run writes is spooled on
+its own disk and sent as a part once there is PART_BYTES of it (S3 takes no smaller part but
+the last), so only what is in parts is committed; the last part completes the upload.
 """
 
 import io
+import os
+import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Container
+from collections.abc import Container, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol, cast
 from uuid import UUID
 
 from django.conf import settings
+from django.core.files.storage import FileSystemStorage, storages
 
-from collect.files import JoinedFile
+from collect.files import JoinedFile, is_missing, object_open
 
-Pieces = list[list[Any]]  # [[file name, committed bytes], ...], in order
+# A piece, as the checkpoint keeps it: [file name, committed bytes] on disk, and in a bucket
+# [object name, committed bytes, multipart upload id, [[part number, ETag], ...]].
+Pieces = list[list[Any]]
+PART_BYTES = 8 << 20  # S3's least part is 5 MiB
+
+
+class PiecesLost(Exception):
+    """The committed pieces cannot be had any more: the export must start again."""
+
+
+class ExportWriter(Protocol):
+    pieces: Pieces  # committed, as the checkpoint keeps them
+
+    def write(self, data: bytes) -> object: ...
+
+    def commit(self, *, final: bool) -> bool:
+        """Commit what was written if it is time to (always when `final`); whether all of
+        it is committed now."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def exports_are_local() -> bool:
+    return isinstance(storages["exports"], FileSystemStorage)
+
+
+def export_writer(job_id: UUID, pieces: Pieces, *, after_lost_run: bool) -> ExportWriter:
+    """Go on writing the export after its committed bytes; in a new piece if there is none
+    yet or a lost run's worker may still write to the last one. Raises PiecesLost."""
+    if exports_are_local():
+        return LocalWriter(job_id, pieces, after_lost_run=after_lost_run)
+    return BucketWriter(job_id, pieces, after_lost_run=after_lost_run)
+
+
+def export_open(pieces: Pieces) -> BinaryIO:
+    """The committed bytes of the pieces, as one file; FileNotFoundError once expired."""
+    files: list[tuple[io.RawIOBase | io.BufferedIOBase, int]] = []
+    try:
+        for name, size, *_ in pieces:
+            files.append((_piece_open(name), size))
+    except Exception:
+        for file, _ in files:
+            file.close()
+        raise
+    return io.BufferedReader(JoinedFile(files), PART_BYTES)
+
+
+def _piece_open(name: str) -> io.RawIOBase | io.BufferedIOBase:
+    if exports_are_local():
+        return open(piece_path(name), "rb")  # closed with the joined file
+    return object_open(storages["exports"], name)
+
+
+def export_files_delete(job_id: UUID, *, keep: Container[str] = ()) -> None:
+    """Delete the export's files, all of them or all but those named in `keep` (in a bucket
+    its unfinished uploads too, all but those of `keep`'s ids)."""
+    if exports_are_local():
+        for path in export_dir().glob(f"{job_id}.*"):
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+        return
+    bucket = Bucket()
+    for upload_id, key in bucket.uploads(f"{job_id}."):
+        if upload_id not in keep:
+            bucket.abort(key, upload_id)
+    bucket.delete(
+        [key for key, _ in bucket.objects(f"{job_id}.") if bucket.name_of(key) not in keep]
+    )
+
+
+def expired_files_delete(*, older_than: float) -> None:
+    """Delete the files of exports last written more than `older_than` seconds ago: all of
+    an export's pieces at once, when the newest of them is that old."""
+    cutoff = time.time() - older_than
+    newest: dict[str, float] = defaultdict(float)
+    files: dict[str, list[Any]] = defaultdict(list)
+    if exports_are_local():
+        for path in export_dir().iterdir():
+            job = path.name.split(".", 1)[0]
+            files[job].append(path)
+            newest[job] = max(newest[job], path.stat().st_mtime)
+        for job, paths in files.items():
+            if newest[job] < cutoff:
+                for path in paths:
+                    path.unlink(missing_ok=True)
+        return
+    bucket = Bucket()
+    for key, modified in bucket.objects(""):
+        job = bucket.name_of(key).split(".", 1)[0]
+        files[job].append(key)
+        newest[job] = max(newest[job], modified)
+    bucket.delete([key for job, keys in files.items() if newest[job] < cutoff for key in keys])
+    for upload_id, key, started in bucket.uploads_started(""):
+        if started < cutoff:  # an upload nobody has completed in all that time
+            bucket.abort(key, upload_id)
 
 
 def export_dir() -> Path:
-    directory = settings.DATA_DIR / "exports"
+    directory = Path(storages["exports"].location)  # type: ignore[attr-defined]
     directory.mkdir(parents=True, exist_ok=True)
     return directory
 
@@ -39,37 +143,183 @@ def piece_path(name: str) -> Path:
     return path
 
 
-def export_open(pieces: Pieces) -> BinaryIO:
-    """The committed bytes of the pieces, as one file; FileNotFoundError once expired."""
-    files: list[tuple[io.RawIOBase | io.BufferedIOBase, int]] = []
-    try:
-        for name, size in pieces:
-            files.append((open(piece_path(name), "rb"), size))  # noqa: SIM115 - closed with it
-    except OSError:
-        for file, _ in files:
-            file.close()
-        raise
-    return io.BufferedReader(JoinedFile(files))
+class LocalWriter:
+    """Pieces as files on disk: whatever is flushed is committed."""
 
+    def __init__(self, job_id: UUID, pieces: Pieces, *, after_lost_run: bool) -> None:
+        self.pieces = pieces
+        # Files no checkpoint names are lost runs' (a worker still writing to one writes to
+        # a file nobody has once it is gone).
+        export_files_delete(job_id, keep={name for name, *_ in pieces})
+        if not pieces or after_lost_run:
+            self._give_up_last_piece()
+            pieces.append([piece_name(job_id, len(pieces)), 0])
+        name, size = pieces[-1]
+        path = piece_path(name)
+        self.file = open(path, "r+b" if path.exists() else "w+b")  # noqa: SIM115 - kept open for the run
+        self.file.truncate(size)  # whatever was written after the last checkpoint goes
+        self.file.seek(size)
 
-def export_files_delete(job_id: UUID, *, keep: Container[str] = ()) -> None:
-    """Delete the export's files, all of them or all but those named in `keep`."""
-    for path in export_dir().glob(f"{job_id}.*"):
-        if path.name not in keep:
+    def _give_up_last_piece(self) -> None:
+        """Keep only the committed bytes of the last piece, so that runs lost one after the
+        other (a disk that stays full) do not fill the disk with what they never committed.
+        An empty one goes: a worker still writing to it writes to a file nobody has."""
+        if not self.pieces:
+            return
+        name, size = self.pieces[-1]
+        path = piece_path(name)
+        if size == 0:
+            self.pieces.pop()
             path.unlink(missing_ok=True)
+        elif path.exists():
+            os.truncate(path, size)
+
+    def write(self, data: bytes) -> object:
+        return self.file.write(data)
+
+    def commit(self, *, final: bool) -> bool:
+        self.file.flush()
+        self.pieces[-1][1] = self.file.tell()
+        return True
+
+    def close(self) -> None:
+        self.file.close()
 
 
-def expired_files_delete(*, older_than: float) -> None:
-    """Delete the files of exports last written more than `older_than` seconds ago: all of
-    an export's pieces at once, when the newest of them is that old."""
-    cutoff = time.time() - older_than
-    newest: dict[str, float] = defaultdict(float)
-    files: dict[str, list[Path]] = defaultdict(list)
-    for path in export_dir().iterdir():
-        job = path.name.split(".", 1)[0]
-        files[job].append(path)
-        newest[job] = max(newest[job], path.stat().st_mtime)
-    for job, paths in files.items():
-        if newest[job] < cutoff:
-            for path in paths:
-                path.unlink(missing_ok=True)
+class BucketWriter:
+    """Pieces as multipart uploads: only what is in parts is committed (see the module)."""
+
+    def __init__(self, job_id: UUID, pieces: Pieces, *, after_lost_run: bool) -> None:
+        self.bucket = Bucket()
+        self.pieces = pieces
+        names_and_uploads = {piece[0] for piece in pieces} | {piece[2] for piece in pieces}
+        export_files_delete(job_id, keep=names_and_uploads)
+        if not pieces or after_lost_run:
+            self._give_up_last_piece()
+            name = piece_name(job_id, len(pieces))
+            pieces.append([name, 0, self.bucket.start(name), []])
+        self.spool = tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR)  # noqa: SIM115
+
+    def _give_up_last_piece(self) -> None:
+        """Complete the last piece's upload with its committed parts, so that it holds just
+        them; an empty one goes. Raises PiecesLost if it cannot be had."""
+        if not self.pieces:
+            return
+        name, size, upload_id, parts = self.pieces[-1]
+        if not parts:
+            self.bucket.abort(self.bucket.key(name), upload_id)
+            self.pieces.pop()
+            return
+        try:
+            self.bucket.complete(name, upload_id, parts)
+        except Exception as error:
+            # Completed already by a run whose commit then failed: it may hold more than the
+            # committed bytes, which are read and no more.
+            if not is_missing(error) or self.bucket.size(name) < size:
+                raise PiecesLost(f"the export's piece {name} is gone") from error
+
+    def write(self, data: bytes) -> object:
+        return self.spool.write(data)
+
+    def commit(self, *, final: bool) -> bool:
+        spooled = self.spool.tell()
+        if spooled and (final or spooled >= PART_BYTES):
+            name, size, upload_id, parts = self.pieces[-1]
+            self.spool.seek(0)
+            etag = self.bucket.send_part(name, upload_id, len(parts) + 1, self.spool, spooled)
+            parts.append([len(parts) + 1, etag])
+            self.pieces[-1][1] = size + spooled
+            self.spool.seek(0)
+            self.spool.truncate()
+        if final:
+            name, _, upload_id, parts = self.pieces[-1]
+            if parts:
+                self.bucket.complete(name, upload_id, parts)
+            else:  # a piece of nothing (a run after a lost one found all written)
+                self.bucket.abort(self.bucket.key(name), upload_id)
+                self.pieces.pop()
+        return self.spool.tell() == 0
+
+    def close(self) -> None:
+        self.spool.close()
+
+
+class Bucket:
+    """The calls to the bucket of export storage (django-storages' S3 backend) that it has
+    no method for: multipart uploads, listings with their times."""
+
+    def __init__(self) -> None:
+        self.storage = cast(Any, storages["exports"])  # storages.backends.s3.S3Storage
+        self.client = self.storage.connection.meta.client
+        self.name = self.storage.bucket_name
+
+    def key(self, name: str) -> str:
+        return self.storage._normalize_name(name)  # under the storage's location
+
+    def name_of(self, key: str) -> str:
+        return key.rsplit("/", 1)[-1]
+
+    def start(self, name: str) -> str:
+        reply = self.client.create_multipart_upload(Bucket=self.name, Key=self.key(name))
+        return reply["UploadId"]
+
+    def send_part(self, name: str, upload_id: str, number: int, body: BinaryIO, size: int) -> str:
+        reply = self.client.upload_part(
+            Bucket=self.name,
+            Key=self.key(name),
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,
+            ContentLength=size,
+        )
+        return reply["ETag"]
+
+    def complete(self, name: str, upload_id: str, parts: list[list[Any]]) -> None:
+        self.client.complete_multipart_upload(
+            Bucket=self.name,
+            Key=self.key(name),
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
+        )
+
+    def abort(self, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.name, Key=key, UploadId=upload_id)
+        except Exception as error:
+            if not is_missing(error):
+                raise
+
+    def size(self, name: str) -> int:
+        try:
+            return self.client.head_object(Bucket=self.name, Key=self.key(name))["ContentLength"]
+        except Exception as error:
+            if is_missing(error):
+                return -1
+            raise
+
+    def objects(self, prefix: str) -> Iterator[tuple[str, float]]:
+        """(key, last modified as a timestamp) of the objects whose names start so."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.name, Prefix=self.key(prefix)
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield item["Key"], item["LastModified"].timestamp()
+
+    def uploads(self, prefix: str) -> Iterator[tuple[str, str]]:
+        for upload_id, key, _ in self.uploads_started(prefix):
+            yield upload_id, key
+
+    def uploads_started(self, prefix: str) -> Iterator[tuple[str, str, float]]:
+        """(upload id, key, when it started) of the unfinished uploads whose names start so."""
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.name, Prefix=self.key(prefix)
+        )
+        for page in pages:
+            for item in page.get("Uploads", []):
+                yield item["UploadId"], item["Key"], item["Initiated"].timestamp()
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # S3 deletes at most 1000 at once
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            self.client.delete_objects(Bucket=self.name, Delete={"Objects": batch, "Quiet": True})
