@@ -2,17 +2,25 @@
 and a data directory of its own for every process: nothing shared but the database, the
 broker and the bucket. An upload through either path imports from the bucket; a worker
 killed mid-import is taken over by a worker with another data directory, every row once;
-the bucket is empty of the uploads afterwards."""
+the bucket is empty of the uploads afterwards. An export is written to the bucket in parts,
+paused, resumed, its worker killed and taken over, downloaded exactly, and deleted by
+expiry."""
 
 import base64
 import uuid
 
 import pytest
 
-from tests.e2e.conftest import LEASE_SECONDS, assert_imported_exactly_once, wait_until
+from tests.e2e.conftest import (
+    LEASE_SECONDS,
+    assert_imported_exactly_once,
+    assert_same_rows,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 WORKERS_OWN_DIRS = 2
+EXPORT_TTL_S = 45  # long enough to download the export, short enough to see it expire
 
 
 @pytest.fixture
@@ -20,7 +28,7 @@ def bucket_stack(seaweedfs, start_server, tmp_path):
     """A stack whose files live in a fresh bucket, each worker on a data directory of its
     own; yields (stack, bucket, the workers' data directories)."""
     bucket = seaweedfs.create_bucket(f"collect-e2e-{uuid.uuid4().hex[:10]}")
-    stack = start_server(**seaweedfs.env(bucket))
+    stack = start_server(**seaweedfs.env(bucket), COLLECT_EXPORT_TTL=str(EXPORT_TTL_S))
     stack.kill_workers()
     server_env, directories = stack.env, []
     for number in range(WORKERS_OWN_DIRS):
@@ -34,7 +42,11 @@ def bucket_stack(seaweedfs, start_server, tmp_path):
 
 
 def uploads_on_disk(*directories) -> list[str]:
-    return [path.name for directory in directories for path in directory.glob("uploads/*")]
+    return files_on_disk("uploads", *directories)
+
+
+def files_on_disk(kind: str, *directories) -> list[str]:
+    return [path.name for directory in directories for path in directory.glob(f"{kind}/*")]
 
 
 def test_a_killed_workers_import_from_the_bucket_is_taken_over_on_another_data_dir(
@@ -95,3 +107,43 @@ def test_a_tus_upload_imports_from_the_bucket(bucket_stack, seaweedfs):
     wait_until(lambda: seaweedfs.keys(bucket) == [], timeout=10, what="the bucket emptied")
     assert uploads_on_disk(*worker_dirs) == []
     assert uploads_on_disk(stack.data_dir) == []  # the received file went to the bucket
+
+
+def test_an_export_to_the_bucket_paused_resumed_taken_over_downloaded_and_expired(
+    bucket_stack, seaweedfs, big_csv
+):
+    stack, bucket, worker_dirs = bucket_stack
+    client = stack.client("wade")
+    imported = client.start_import(big_csv.path)["task_id"]
+    client.wait_for_status(imported, "completed", timeout=300)
+
+    body = b'{"dataset": "responses", "from": "2000-01-01", "to": "2100-01-01", "raw": true}'
+    reply = client.request(
+        "POST", "/api/exports/", body=body, headers={"Content-Type": "application/json"}
+    )
+    assert reply.status == 202, reply.body
+    task_id = reply.json()["task_id"]
+    client.wait_until_writing(task_id, timeout=120)  # a first part is in the bucket
+    assert client.control(task_id, "pause").status == 200
+    paused = client.wait_for_status(task_id, "paused", timeout=30)
+    assert paused["progress"]["rows_done"] < big_csv.rows, "the export ended before its pause"
+    [upload] = [key for key in seaweedfs.keys(bucket) if "exports/" in key]
+    assert upload.startswith(f"(multipart) exports/{task_id}.0.")  # parts, not yet an object
+
+    assert client.control(task_id, "resume").status == 200
+    client.wait_until_writing(task_id, beyond=paused["progress"]["rows_done"], timeout=120)
+    doomed = wait_until(lambda: stack.worker_running(task_id), timeout=10, what="its worker")
+    stack.kill_workers(doomed)
+
+    job = client.wait_for_status(task_id, "completed", timeout=LEASE_SECONDS + 120)
+    assert job["progress"]["rows_done"] == big_csv.rows
+    download = client.get(f"/api/tasks/{task_id}/download/")
+    assert download.status == 200
+    assert_same_rows(download.text, big_csv.path)
+    stored = seaweedfs.keys(bucket)
+    # The killed run's piece, completed with its committed parts, and the taker's piece.
+    assert len(stored) == 2 and all(k.startswith(f"exports/{task_id}.") for k in stored), stored
+    assert files_on_disk("exports", stack.data_dir, *worker_dirs) == []
+
+    wait_until(lambda: seaweedfs.keys(bucket) == [], timeout=EXPORT_TTL_S + 30, what="expiry")
+    assert client.get(f"/api/tasks/{task_id}/download/").status == 410
