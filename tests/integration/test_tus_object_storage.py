@@ -5,6 +5,7 @@ the database; termination, expiry and the import's end leave nothing in the buck
 
 import hashlib
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -232,6 +233,27 @@ def test_a_patch_whose_claim_ran_out_loses_and_its_chunk_never_counts(api, user,
     job = run_job(reply["Collect-Task-Id"], worker=WORKER)
     assert (job.status, job.rows_done) == (Status.COMPLETED, len(TABLE) - 1)
     assert [list(row[2:]) for row in segment_rows(job)] == TABLE[1:]
+
+
+class SlowBody(HeldBody):
+    """A request body that trickles in: 100 bytes a read, a tenth of a second apart."""
+
+    def read(self, size: int) -> bytes:
+        self.reading.set()
+        time.sleep(0.1)
+        data, self.data = self.data[:100], self.data[100:]
+        return data
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_chunk_keeps_its_claim_past_the_time_it_was_first_given(api, user, bucket):
+    with override_settings(COLLECT_LEASE_SECONDS=0.6):
+        path = create(api)
+        outcome = append_in_a_thread(user, path, SlowBody(DATA[:1500]), 0)
+        time.sleep(1.0)  # its claim was renewed as its bytes arrived
+        assert patch(api, path, DATA[:10], 0).status_code == 423
+        outcome["thread"].join(30)
+    assert outcome["upload"].offset == 1500, outcome
 
 
 def test_termination_leaves_nothing_of_the_upload_in_the_bucket(api, bucket, seaweedfs):
