@@ -6,13 +6,21 @@ Upload storage is Django's `STORAGES["uploads"]`: the local directory UPLOAD_DIR
 django-storages' S3 backend when COLLECT_S3_BUCKET is set, so that web and workers on
 several machines share nothing but the database, the broker and the bucket. A leaf: it
 imports nothing of Collect's but errors and faults.
+
+In a bucket, a resumable upload arrives as chunks, each an object of its own under a prefix of
+its upload's (`tus/<upload id>/`); the file an import reads is then a list of them
+(`<job id>.chunks`), read one after the other, never copied into one object.
 """
 
+import bisect
 import io
+import json
 import os
 import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 from django.conf import settings
 from django.core.files import File
@@ -28,6 +36,21 @@ RETRY_AFTER_FULL_DISK_S = 30
 # An import reads its file through a buffer of this size: one ranged GET per 8 MiB from a
 # bucket (a request's cost is paid rarely), and memory flat whatever the file's size.
 RANGE_BYTES = 8 << 20
+# A stored file of this suffix is a list of chunk objects (see Chunk), not the file itself.
+CHUNKS_SUFFIX = ".chunks"
+DELETE_BATCH = 1000  # S3 deletes at most 1,000 objects in one request
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One piece of a file received in pieces into a bucket: an object of upload storage."""
+
+    name: str
+    size: int
+
+
+# A file that has arrived whole: on this process's disk, or as chunks in the bucket.
+Received = Path | list[Chunk]
 
 
 def upload_storage() -> Storage:
@@ -53,8 +76,30 @@ def received_delete(name: str) -> None:
     upload_path(name).unlink(missing_ok=True)
 
 
-def upload_store(source: Path, name: str) -> str:
-    """Move a finished temporary file into storage under `name`."""
+def upload_name(stem: str, source: Received) -> str:
+    """The name under which upload_store keeps `source` for a job named `stem`."""
+    return f"{stem}{CHUNKS_SUFFIX}" if isinstance(source, list) else f"{stem}.csv"
+
+
+def received_open(source: Received) -> io.BufferedReader:
+    if isinstance(source, list):
+        return chunks_open(source)
+    return open(source, "rb")
+
+
+def received_size(source: Received) -> int:
+    if isinstance(source, list):
+        return sum(chunk.size for chunk in source)
+    return source.stat().st_size
+
+
+def upload_store(source: Received, name: str) -> str:
+    """Move a finished temporary file into storage under `name`; chunks already in the
+    bucket stay where they are, and `name` lists them."""
+    if isinstance(source, list):
+        listing = [{"name": chunk.name, "size": chunk.size} for chunk in source]
+        _bucket_object(name).put(Body=json.dumps({"chunks": listing}).encode())
+        return name
     if uploads_are_local():
         target = upload_path(name)
         try:
@@ -76,15 +121,94 @@ def upload_open(name: str) -> io.BufferedReader:
     downloaded whole (as django-storages' S3File does on its first read)."""
     if uploads_are_local():
         return open(upload_path(name), "rb")
+    if name.endswith(CHUNKS_SUFFIX):
+        return chunks_open(_chunks_listed(name))
     return io.BufferedReader(object_open(upload_storage(), name), RANGE_BYTES)
 
 
 def upload_delete(name: str) -> None:
-    """Delete a stored upload; one that is not there is no error."""
+    """Delete a stored upload; one that is not there is no error. A list of chunks goes with
+    everything under its chunks' prefixes: the chunks, and any object that a request which
+    lost its chunk left there."""
     if uploads_are_local():
         upload_path(name).unlink(missing_ok=True)  # a file only (Storage.delete rmdirs)
         return
+    if name.endswith(CHUNKS_SUFFIX):
+        try:
+            chunks = _chunks_listed(name)
+        except FileNotFoundError:
+            chunks = []
+        for prefix in dict.fromkeys(chunk.name.rsplit("/", 1)[0] + "/" for chunk in chunks):
+            chunks_delete(prefix)
     upload_storage().delete(name)
+
+
+def upload_unstore(name: str) -> None:
+    """Undo upload_store for a job that was refused. A list of chunks goes, its chunks stay:
+    they are still the resumable upload's, which decides what becomes of them."""
+    if name.endswith(CHUNKS_SUFFIX):
+        upload_storage().delete(name)
+    else:
+        upload_delete(name)
+
+
+def chunk_store(source: BinaryIO, name: str, *, progress: Callable[[int], Any]) -> None:
+    """Send `source`, from where it stands, as the object `name`: whole or not at all (a
+    large one is a multipart upload, completed at its end). In this thread: `progress` is
+    called with each block's size, and may raise to stop it."""
+    from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped]  # a bucket's
+
+    config = TransferConfig(use_threads=False)
+    _bucket_object(name).upload_fileobj(source, Config=config, Callback=progress)
+
+
+def chunk_delete(name: str) -> None:
+    upload_storage().delete(name)
+
+
+def chunks_open(chunks: Sequence[Chunk]) -> io.BufferedReader:
+    """Chunk objects read one after the other, by ranged GETs, as one seekable file: no
+    request is made at open, nor a connection held per chunk between reads."""
+    parts = [(RangedObject(_bucket_object(c.name), size=c.size), c.size) for c in chunks]
+    return io.BufferedReader(JoinedFile(list(parts)), RANGE_BYTES)
+
+
+def chunks_delete(prefix: str) -> None:
+    """Delete every object under `prefix` in upload storage, and abort the multipart
+    uploads still open there (of a request that died sending a large chunk)."""
+    storage: Any = upload_storage()
+    client, bucket = storage.connection.meta.client, storage.bucket_name
+    key_prefix = storage._normalize_name(prefix.rstrip("/")) + "/"
+    pages = client.get_paginator("list_multipart_uploads").paginate(
+        Bucket=bucket, Prefix=key_prefix
+    )
+    for page in pages:
+        for item in page.get("Uploads", []):
+            client.abort_multipart_upload(Bucket=bucket, Key=item["Key"], UploadId=item["UploadId"])
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix)
+    for page in pages:
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = keys[start : start + DELETE_BATCH]
+            client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+
+
+def _chunks_listed(name: str) -> list[Chunk]:
+    try:
+        body = _bucket_object(name).get()["Body"]
+    except Exception as error:
+        if is_missing(error):
+            raise FileNotFoundError(f"no object {name!r} in the bucket") from None
+        raise
+    with body:
+        listing = json.loads(body.read())
+    return [Chunk(item["name"], item["size"]) for item in listing["chunks"]]
+
+
+def _bucket_object(name: str) -> Any:
+    """The boto3 `s3.Object` of `name` in upload storage (a bucket)."""
+    storage: Any = upload_storage()
+    return storage.bucket.Object(storage._normalize_name(name))  # under its location
 
 
 def storage_answers() -> None:
@@ -120,13 +244,13 @@ class SizedRawFile(io.RawIOBase):
 
 class RangedObject(SizedRawFile):
     """An object in a bucket as a seekable raw file: each read is a GET of the range asked
-    for (a boto3 `s3.Object`); its size is known from one HEAD at open."""
+    for (a boto3 `s3.Object`); its size is known from one HEAD at open, unless given."""
 
-    def __init__(self, s3_object: Any) -> None:
+    def __init__(self, s3_object: Any, size: int | None = None) -> None:
         super().__init__()
         self.object = s3_object
         try:
-            self.size: int = s3_object.content_length
+            self.size: int = s3_object.content_length if size is None else size
         except Exception as error:
             if is_missing(error):
                 raise FileNotFoundError(f"no object {s3_object.key!r} in the bucket") from None
@@ -169,14 +293,16 @@ class JoinedFile(SizedRawFile):
 
     def readinto(self, buffer: "WriteableBuffer") -> int:
         view = memoryview(buffer).cast("B")
-        for file, start, size in zip(self.files, self.starts, self.sizes, strict=True):
-            if start <= self.position < start + size:
-                wanted = min(len(view), start + size - self.position)
-                file.seek(self.position - start)
-                count = file.readinto(view[:wanted]) or 0
-                self.position += count
-                return count
-        return 0
+        # The last file to start at or before the position (of thousands of chunks, say):
+        # an empty one never, as the next file starts where it does.
+        index = bisect.bisect_right(self.starts, self.position) - 1
+        if index < 0 or self.position >= self.starts[index] + self.sizes[index]:
+            return 0
+        file, start = self.files[index], self.starts[index]
+        file.seek(self.position - start)
+        count = file.readinto(view[: min(len(view), start + self.sizes[index] - self.position)])
+        self.position += count or 0
+        return count or 0
 
     def close(self) -> None:
         for file in self.files:

@@ -4,7 +4,6 @@ that is still arriving."""
 import hashlib
 import io
 import uuid
-from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -14,7 +13,15 @@ from django.utils import timezone
 from collect.datasets.services import dataset_check_columns, dataset_for_import
 from collect.datasets.stores import segment_store
 from collect.errors import Conflict, InvalidInput
-from collect.files import upload_delete, upload_store, uploads_are_local
+from collect.files import (
+    Received,
+    received_open,
+    received_size,
+    upload_name,
+    upload_store,
+    upload_unstore,
+    uploads_are_local,
+)
 from collect.imports.compressed import InputError, open_input
 from collect.imports.csvsource import Header, HeaderError, last_line_end, read_header
 from collect.imports.params import ImportCheckpoint, ImportParams, OnError
@@ -32,7 +39,7 @@ HOLDS_ITS_ROWS = (Status.QUEUED, Status.RUNNING, Status.PAUSING, Status.PAUSED, 
 def import_start(
     *,
     owner: User,
-    source: Path,
+    source: Received,
     filename: str,
     dataset_name: str,
     timestamp_column: str | None = None,
@@ -43,14 +50,15 @@ def import_start(
     force: bool = False,
 ) -> Job:
     """Check the file's header, create its import job and queue it; the file moves into
-    upload storage. Raises InvalidInput, leaving the file where it was, if it cannot work,
+    upload storage (chunks already in the bucket are listed there). Raises InvalidInput,
+    leaving the file where it was, if it cannot work,
     and Conflict for bytes (`sha256`, computed here if not given) that an import completed
     or under way in the dataset already has, unless `force`."""
     if on_error not in OnError.values:
         raise InvalidInput(f"on_error must be one of {', '.join(OnError.values)}")
     try:
         with (
-            open(source, "rb") as file,
+            received_open(source) as file,
             open_input(file, limit=settings.COLLECT_MAX_UPLOAD_BYTES) as stream,
         ):
             header = read_header(stream)
@@ -59,19 +67,21 @@ def import_start(
     _check_width(header.columns)
     timestamp_index = _timestamp_index(header.columns, timestamp_column)
     if sha256 is None:
-        with open(source, "rb") as file:
+        with received_open(source) as file:
             sha256 = hashlib.file_digest(file, "sha256").hexdigest()
     job_id = uuid.uuid4()
-    size = source.stat().st_size
+    path = upload_name(str(job_id), source)
+    size = received_size(source)
     # Into a bucket the file goes before the job's transaction: sending it takes as long as
     # the file is large, and a transaction held open that long is ended by the database
     # (idle_in_transaction_session_timeout). If the job is then refused, the object goes.
     local = uploads_are_local()
     if not local:
-        upload_store(source, f"{job_id}.csv")
+        upload_store(source, path)
     try:
         return _import_create(
             job_id,
+            path,
             owner=owner,
             source=source,
             size=size,
@@ -88,15 +98,16 @@ def import_start(
         )
     except BaseException:
         if not local:
-            upload_delete(f"{job_id}.csv")
+            upload_unstore(path)
         raise
 
 
 def _import_create(
     job_id: uuid.UUID,
+    path: str,
     *,
     owner: User,
-    source: Path,
+    source: Received,
     size: int,
     header: Header,
     filename: str,
@@ -120,7 +131,7 @@ def _import_create(
         job.bytes_done = min(header.end_offset, job.bytes_total)  # less if compressed
         job.checkpoint = ImportCheckpoint(offset=header.end_offset, line=header.lines).to_json()
         params = ImportParams(
-            path=f"{job_id}.csv",
+            path=path,
             filename=filename,
             upload_id=upload_id,
             columns=header.columns,

@@ -51,6 +51,10 @@ class Upload(models.Model):
     force = models.BooleanField(default=False)
     # Whether the bytes so far hold a header that the import accepts (checked once).
     header_checked = models.BooleanField(default=False)
+    # In a bucket: the request writing a chunk now, and until when its claim holds unless
+    # renewed (collect/uploads/writers.py). On local disk a file lock does this.
+    writer = models.UUIDField(null=True, blank=True)
+    writer_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["state", "expires_at"], name="upload_expiry")]
@@ -67,3 +71,23 @@ class Upload(models.Model):
     @property
     def file_name(self) -> str:
         return f"{self.id}.upload"
+
+
+class UploadChunk(models.Model):
+    """In a bucket: a chunk of an upload, an object of its own (`name`), stored whole before
+    the upload's offset moved past it, in the same transaction as that move. So an upload's
+    chunks chain from 0 to its offset, and an object that no row names never counts."""
+
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="chunks")
+    offset = models.BigIntegerField()
+    size = models.BigIntegerField()
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["upload", "offset"], name="upload_chunk_offset"),
+            models.CheckConstraint(condition=models.Q(size__gt=0), name="upload_chunk_size"),
+        ]
+
+    def __str__(self) -> str:
+        return f"chunk of {self.size} bytes at {self.offset} of upload {self.upload_id}"

@@ -4,6 +4,11 @@ terminate, expire. A completed upload starts its import.
 The row is the truth about how many bytes are safe: a chunk is written and synced to the file
 first, then the row's offset moves past it. Bytes a crash leaves beyond the row's offset are
 cut off by the next chunk, which is written at the row's offset.
+
+With upload storage in a bucket, no web process keeps anything of an upload: each chunk is
+stored as an object of its own before the offset moves past it (UploadChunk), the row's
+claim (collect/uploads/writers.py) stands in for the file lock, and the finished file is its
+chunks read one after the other, never copied.
 """
 
 import contextlib
@@ -13,10 +18,11 @@ import hmac
 import logging
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn, Protocol
 from uuid import UUID
 
 from django.conf import settings
@@ -37,19 +43,37 @@ from collect.errors import (
     Locked,
     TooLarge,
 )
-from collect.files import raise_write_error, received_delete, upload_path, uploads_are_local
+from collect.files import (
+    Chunk,
+    Received,
+    chunk_store,
+    chunks_delete,
+    raise_write_error,
+    received_delete,
+    received_open,
+    upload_path,
+    uploads_are_local,
+)
 from collect.imports.choices import OnError
 from collect.imports.compressed import InputError, peek
 from collect.imports.csvsource import MAX_HEADER_BYTES
 from collect.imports.services import import_check_duplicate, import_check_start, import_start
+from collect.jobs.models import Job
 from collect.jobs.services import job_check_room
 from collect.uploads.models import Upload
-from collect.uploads.selectors import upload_visible_to
+from collect.uploads.selectors import upload_chunks, upload_visible_to
+from collect.uploads.writers import Claim, chunk_name, chunk_prefix
 
 log = logging.getLogger(__name__)
 CHECKSUM_ALGORITHMS = ("sha1", "md5", "sha256")
 READ_BYTES = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class _Body(Protocol):
+    """What a chunk is read from: the request's body."""
+
+    def read(self, size: int, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -110,7 +134,8 @@ def upload_create(
         length=length,
         concat=Upload.Concat.PARTIAL if partial else Upload.Concat.NONE,
     )
-    upload_path(upload.file_name).touch()
+    if uploads_are_local():  # in a bucket there is nothing until a chunk arrives
+        upload_path(upload.file_name).touch()
     if length == 0:
         return _complete(upload)
     return upload
@@ -129,24 +154,93 @@ def upload_append(
     """Write one chunk at `offset`, which must be where the upload stands; a chunk whose
     checksum does not match is discarded whole. `length` declares a deferred length."""
     upload = _receiving(owner, upload_id)
+    if not uploads_are_local():
+        return _append_to_bucket(upload, offset, body, body_length, checksum, length)
     with _writing(upload) as file:
         upload.refresh_from_db()  # another request may have moved it while we waited
         _check_receiving(upload)
-        if offset != upload.offset:
-            raise Conflict(
-                f"Upload-Offset {offset} does not match the upload's offset {upload.offset}",
-                offset=upload.offset,
-            )
-        if length is not None:
-            _declare_length(upload, length)
-        room = (upload.length if upload.length is not None else _max_bytes()) - offset
-        if body_length is not None and body_length > room:
-            raise TooLarge(
-                f"the chunk of {body_length} bytes goes past the upload's end",
-                room=room,
-            )
+        room = _check_chunk(upload, offset, body_length, length)
         written = _write_chunk(file, offset, body, room, checksum)
         return _advance(upload, offset, written)
+
+
+def _check_chunk(upload: Upload, offset: int, body_length: int | None, length: int | None) -> int:
+    """Refuse a chunk that is not at the upload's offset or goes past its end; returns the
+    room left. `length` declares a deferred length."""
+    if offset != upload.offset:
+        raise Conflict(
+            f"Upload-Offset {offset} does not match the upload's offset {upload.offset}",
+            offset=upload.offset,
+        )
+    if length is not None:
+        _declare_length(upload, length)
+    room = (upload.length if upload.length is not None else _max_bytes()) - offset
+    if body_length is not None and body_length > room:
+        raise TooLarge(
+            f"the chunk of {body_length} bytes goes past the upload's end",
+            room=room,
+        )
+    return room
+
+
+def _append_to_bucket(
+    upload: Upload,
+    offset: int,
+    body: BinaryIO,
+    body_length: int | None,
+    checksum: Checksum | None,
+    length: int | None,
+) -> Upload:
+    """The chunk, spooled on this process's disk, is stored whole as an object of its own;
+    then the offset moves past it, only if this request still holds the upload's claim and
+    the offset is still where the chunk started. Any web process may take the next one."""
+    with Claim(upload) as claim:  # Locked if another request holds it
+        upload.refresh_from_db()
+        _check_receiving(upload)
+        room = _check_chunk(upload, offset, body_length, length)
+        chunk = _store_chunk(upload, offset, _Renewing(body, claim), room, checksum, claim)
+        moved = claim.commit(offset, chunk, upload_expiry())
+    upload.refresh_from_db()
+    if not moved:  # it was too slow: terminated, or another request took over meanwhile
+        _check_receiving(upload)
+        if upload.offset != offset:
+            raise Conflict(
+                f"another request moved the upload to offset {upload.offset}",
+                offset=upload.offset,
+            )
+        raise Locked("another request took this upload over")
+    return _after_chunk(upload)
+
+
+def _store_chunk(
+    upload: Upload,
+    offset: int,
+    body: _Body,
+    room: int,
+    checksum: Checksum | None,
+    claim: Claim,
+) -> Chunk | None:
+    """The chunk in the bucket, whole; None for an empty one. The claim is renewed while
+    it arrives and while it is sent."""
+    with tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR, buffering=0) as spool:
+        written = _write_chunk(spool, 0, body, room, checksum, sync=False)
+        if not written:
+            return None
+        spool.seek(0)
+        name = chunk_name(upload, offset, claim)
+        chunk_store(spool, name, progress=claim.keep)
+    return Chunk(name, written)
+
+
+class _Renewing:
+    """A request body whose every read first renews the claim of the request reading it."""
+
+    def __init__(self, body: BinaryIO, claim: Claim) -> None:
+        self.body, self.claim = body, claim
+
+    def read(self, size: int, /) -> bytes:
+        self.claim.keep()
+        return self.body.read(size)
 
 
 def upload_concatenate(
@@ -168,7 +262,7 @@ def upload_concatenate(
         parts=[str(part.id) for part in parts],
     )
     try:
-        final.sha256 = _join(final, parts)
+        final.sha256 = _join(final, parts) if uploads_are_local() else _digest(final)
     except OSError as error:
         _give_back(final, parts)
         raise_write_error(error)
@@ -179,9 +273,11 @@ def upload_concatenate(
     except CollectError:
         _give_back(final, parts)
         raise
-    # Their bytes are in the final upload now; keeping them would double the disk used.
-    for part in parts:
-        received_delete(part.file_name)
+    # Their bytes are in the final upload now; keeping them would double the disk used. In
+    # a bucket the final upload is its parts' chunks: they go with the import's file.
+    if uploads_are_local():
+        for part in parts:
+            received_delete(part.file_name)
     return final
 
 
@@ -218,7 +314,7 @@ def _part_key(owner: User, part_id: str) -> UUID:
 def _give_back(final: Upload, parts: list[Upload]) -> None:
     """The final upload could not be made: its parts may be joined again."""
     Upload.objects.filter(pk=final.pk).update(state=Upload.State.FAILED)
-    received_delete(final.file_name)
+    _received_delete(final)  # in a bucket it has nothing of its own: its parts keep theirs
     Upload.objects.filter(pk__in=[part.pk for part in parts]).update(state=Upload.State.COMPLETE)
 
 
@@ -237,12 +333,18 @@ def _join(final: Upload, parts: list[Upload]) -> str:
     return digest.hexdigest()
 
 
+def _digest(upload: Upload) -> str:
+    """The SHA-256 of the upload's bytes in the bucket, read back."""
+    with received_open(upload_chunks(upload)) as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
 def upload_terminate(*, owner: User, upload_id: str) -> None:
     """Forget the upload and free its bytes; an import it already started is not touched."""
     upload = upload_visible_to(owner, upload_id)
     Upload.objects.filter(pk=upload.pk).update(state=Upload.State.TERMINATED)
     if upload.job_id is None:
-        received_delete(upload.file_name)
+        _received_delete(upload)
 
 
 def upload_sweep(now: datetime | None = None) -> int:
@@ -257,9 +359,30 @@ def upload_sweep(now: datetime | None = None) -> int:
         if Upload.objects.filter(pk=upload.pk, state=upload.state).update(
             state=Upload.State.EXPIRED
         ):
-            received_delete(upload.file_name)
+            if uploads_are_local() or not _has_import(upload):
+                _received_delete(upload)
             count += 1
     return count
+
+
+def _has_import(upload: Upload) -> bool:
+    """Whether an import started from the upload: in a bucket, one whose process died before
+    the upload's row said so reads the upload's chunks, which must stay (see _complete)."""
+    return Job.objects.filter(params__upload_id=str(upload.pk)).exists()
+
+
+def _received(upload: Upload) -> Received:
+    """The bytes received so far: a file on this disk, or chunks in the bucket."""
+    return upload_path(upload.file_name) if uploads_are_local() else upload_chunks(upload)
+
+
+def _received_delete(upload: Upload) -> None:
+    """Free the bytes received: in a bucket, everything under the upload's prefix (its
+    chunks, and any that a request which lost its chunk left behind)."""
+    if uploads_are_local():
+        received_delete(upload.file_name)
+    else:
+        chunks_delete(chunk_prefix(upload))
 
 
 def _new_upload(owner: User, options: UploadOptions, metadata: str, **fields: Any) -> Upload:
@@ -331,10 +454,16 @@ def _writing(upload: Upload) -> Iterator[BinaryIO]:
 
 
 def _write_chunk(
-    file: BinaryIO, offset: int, body: BinaryIO, room: int, checksum: Checksum | None
+    file: BinaryIO,
+    offset: int,
+    body: _Body,
+    room: int,
+    checksum: Checksum | None,
+    *,
+    sync: bool = True,
 ) -> int:
     """Append the body at `offset`; returns its size. A body that breaks off keeps what
-    arrived, unless a checksum must cover the whole of it."""
+    arrived, unless a checksum must cover the whole of it. `sync`: make it durable here."""
     file.seek(offset)
     file.truncate()
     hasher = hashlib.new(checksum.algorithm) if checksum else None
@@ -359,7 +488,8 @@ def _write_chunk(
         file.truncate(offset)
         raise ChecksumMismatch(f"the chunk's {checksum.algorithm} checksum does not match")
     try:
-        os.fsync(file.fileno())
+        if sync:
+            os.fsync(file.fileno())
     except OSError as error:
         file.truncate(offset)
         raise_write_error(error)
@@ -383,6 +513,11 @@ def _advance(upload: Upload, offset: int, written: int) -> Upload:
     upload.refresh_from_db()
     if not moved:
         _check_receiving(upload)  # terminated while the chunk arrived
+    return _after_chunk(upload)
+
+
+def _after_chunk(upload: Upload) -> Upload:
+    """The last chunk completes the upload; until the header has arrived, it is checked."""
     if upload.length is not None and upload.offset == upload.length:
         return _complete(upload)
     if not upload.header_checked and upload.concat != Upload.Concat.PARTIAL:
@@ -394,7 +529,7 @@ def _check_start(upload: Upload) -> None:
     """Refuse a file whose header its import would refuse as soon as the header is in,
     not after gigabytes more."""
     try:
-        with open(upload_path(upload.file_name), "rb") as file:
+        with received_open(_received(upload)) as file:
             head = peek(file, MAX_HEADER_BYTES)
         checked = import_check_start(
             owner=upload.owner,
@@ -417,16 +552,17 @@ def _complete(upload: Upload) -> Upload:
         Upload.objects.filter(pk=upload.pk).update(state=Upload.State.COMPLETE)
         upload.refresh_from_db()
         return upload
-    # On local disk the job and the upload's new state commit together. Into a bucket the
-    # file is sent first (import_start), for as long as it takes, so no transaction may be
-    # open around it; should this process die before the upload's row says `complete`,
-    # the job exists all the same and the upload is expired later by the sweeper.
+    # On local disk the job and the upload's new state commit together. In a bucket the
+    # file is read back (its header, its SHA-256) by import_start, for as long as that
+    # takes, so no transaction may be open around it; should this process die before the
+    # upload's row says `complete`, the job exists all the same and the upload is expired
+    # later by the sweeper, which leaves the chunks to the job (_has_import).
     together = transaction.atomic() if uploads_are_local() else contextlib.nullcontext()
     try:
         with together:
             job = import_start(
                 owner=upload.owner,
-                source=upload_path(upload.file_name),
+                source=_received(upload),
                 filename=upload.filename or "upload.csv",
                 dataset_name=upload.dataset,
                 timestamp_column=upload.timestamp_column or None,
@@ -448,7 +584,7 @@ def _fail(upload: Upload, error: CollectError) -> NoReturn:
     """The upload cannot become an import: keep the reason, free the bytes, refuse."""
     upload.state, upload.error = Upload.State.FAILED, error.message
     upload.save(update_fields=["state", "error"])
-    received_delete(upload.file_name)
+    _received_delete(upload)
     raise error
 
 

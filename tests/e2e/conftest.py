@@ -240,6 +240,7 @@ class CollectServer:
     process: subprocess.Popen | None = None
     workers: list[subprocess.Popen] = field(default_factory=list)
     tokens: dict[str, str] = field(default_factory=dict)
+    own_workers: bool = True  # on the distributed stack: start WORKERS of its own
     _log_start: int = 0
 
     def start(self) -> "CollectServer":
@@ -257,7 +258,7 @@ class CollectServer:
                 self.port = free_port()
         else:
             raise AssertionError(f"{self}: no free port found")
-        if DISTRIBUTED:
+        if DISTRIBUTED and self.own_workers:
             self.start_workers()
         return self
 
@@ -529,6 +530,26 @@ def _server_factory(tmp_dir: Path) -> Iterator[ServerFactory]:
             shutil.rmtree(server.data_dir, ignore_errors=True)
             if DISTRIBUTED:
                 _drop_database(server.env["DATABASE_URL"])
+
+
+@contextlib.contextmanager
+def another_web(stack: CollectServer, data_dir: Path) -> Iterator[CollectServer]:
+    """One more `collect serve` of a distributed `stack` (its database, queue, settings and
+    tokens) on a data directory of its own, with no workers: a web process elsewhere."""
+    data_dir.mkdir(exist_ok=True)
+    web = CollectServer(
+        data_dir=data_dir,
+        port=free_port(),
+        log_path=stack.log_path.with_name(f"{data_dir.name}.log"),
+        env={**stack.env, "COLLECT_DATA_DIR": str(data_dir)},
+        tokens=stack.tokens,
+        own_workers=False,
+    )
+    try:
+        yield web.start()
+    finally:
+        web.stop()
+        _servers_in_use.remove(web)
 
 
 @pytest.fixture

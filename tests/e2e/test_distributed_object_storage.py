@@ -2,9 +2,9 @@
 and a data directory of its own for every process: nothing shared but the database, the
 broker and the bucket. An upload through either path imports from the bucket; a worker
 killed mid-import is taken over by a worker with another data directory, every row once;
-the bucket is empty of the uploads afterwards. An export is written to the bucket in parts,
-paused, resumed, its worker killed and taken over, downloaded exactly, and deleted by
-expiry."""
+a tus upload's chunks may reach two web processes in turn; the bucket is empty of the
+uploads afterwards. An export is written to the bucket in parts, paused, resumed, its worker
+killed and taken over, downloaded exactly, and deleted by expiry."""
 
 import base64
 import uuid
@@ -13,6 +13,8 @@ import pytest
 
 from tests.e2e.conftest import (
     LEASE_SECONDS,
+    Client,
+    another_web,
     assert_imported_exactly_once,
     assert_same_rows,
     wait_until,
@@ -47,6 +49,28 @@ def uploads_on_disk(*directories) -> list[str]:
 
 def files_on_disk(kind: str, *directories) -> list[str]:
     return [path.name for directory in directories for path in directory.glob(f"{kind}/*")]
+
+
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def tus_create(client: Client, length: int, dataset: str) -> str:
+    """A new tus upload's path."""
+    metadata = f"dataset {base64.b64encode(dataset.encode()).decode()}"
+    headers = {**TUS, "Upload-Length": str(length), "Upload-Metadata": metadata}
+    created = client.request("POST", "/api/uploads/", headers=headers)
+    assert created.status == 201, created.body
+    location = created.headers["Location"]
+    return location[location.index("/api/uploads/") :]
+
+
+def tus_patch(client: Client, path: str, offset: int, chunk: bytes):
+    headers = {
+        **TUS,
+        "Upload-Offset": str(offset),
+        "Content-Type": "application/offset+octet-stream",
+    }
+    return client.request("PATCH", path, body=chunk, headers=headers)
 
 
 def test_a_killed_workers_import_from_the_bucket_is_taken_over_on_another_data_dir(
@@ -147,3 +171,39 @@ def test_an_export_to_the_bucket_paused_resumed_taken_over_downloaded_and_expire
 
     wait_until(lambda: seaweedfs.keys(bucket) == [], timeout=EXPORT_TTL_S + 30, what="expiry")
     assert client.get(f"/api/tasks/{task_id}/download/").status == 410
+
+
+def test_tus_chunks_sent_to_two_web_processes_in_turn_import_exactly(
+    bucket_stack, seaweedfs, tmp_path
+):
+    """No disk is shared between the two `collect serve` processes: each chunk is in the
+    bucket before its PATCH is answered, so the other process can take the next one."""
+    stack, bucket, worker_dirs = bucket_stack
+    rows = 30_000
+    content = ("id,submitted_at,answer\r\n" + "".join(
+        f'{n},2025-05-{n % 28 + 1:02d}T00:00:00Z,"a, ""b""\n{n}"\r\n' for n in range(rows)
+    )).encode()  # fmt: skip
+    with another_web(stack, tmp_path / "web-2-data") as other:
+        webs = [stack.client("wanda"), Client(other.port, stack.tokens["wanda"])]
+        path = tus_create(webs[1], len(content), "tus-two-webs")
+        size = len(content) // 7 + 1
+        for number, offset in enumerate(range(0, len(content), size)):
+            reply = tus_patch(webs[number % 2], path, offset, content[offset : offset + size])
+            assert reply.status == 204, reply.body
+            assert reply.headers["Upload-Offset"] == str(min(offset + size, len(content)))
+            # A stale offset (the other process has not moved on: nothing is kept there).
+            stale = tus_patch(webs[(number + 1) % 2], path, offset, b"stale bytes")
+            assert stale.status == 409, stale.body
+        task_id = reply.headers["Collect-Task-Id"]
+        assert uploads_on_disk(stack.data_dir, other.data_dir) == []
+        job = webs[0].wait_for_status(task_id, "completed", timeout=120)
+        assert_imported_exactly_once(stack, job, rows)
+        assert stack.segment_ids(task_id) == [str(n) for n in range(rows)]  # in file order
+
+        # Terminated halfway through: nothing of it stays in the bucket.
+        path = tus_create(webs[0], len(content), "tus-two-webs")
+        assert tus_patch(webs[1], path, 0, content[:size]).status == 204
+        assert any(key.startswith("uploads/tus/") for key in seaweedfs.keys(bucket))
+        assert webs[0].request("DELETE", path, headers=TUS).status == 204
+    wait_until(lambda: seaweedfs.keys(bucket) == [], timeout=10, what="the bucket emptied")
+    assert uploads_on_disk(stack.data_dir, other.data_dir, *worker_dirs) == []
