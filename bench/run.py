@@ -120,11 +120,13 @@ class Stack:
             return json.loads(response.read())
 
     def upload(self, path: Path, dataset: str) -> dict:
-        """POST the file as multipart, streamed from disk; bad rows are skipped."""
+        """POST the file as multipart, streamed from disk; bad rows are skipped, and the
+        same file is imported again each time it is sent (force)."""
         boundary = uuid.uuid4().hex
         head = (
             f'--{boundary}\r\nContent-Disposition: form-data; name="dataset"\r\n\r\n{dataset}\r\n'
             f'--{boundary}\r\nContent-Disposition: form-data; name="on_error"\r\n\r\nskip\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="force"\r\n\r\ntrue\r\n'
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
             f'filename="{path.name}"\r\nContent-Type: text/csv\r\n\r\n'
         ).encode()

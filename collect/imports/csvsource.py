@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from collect.imports import arrowcheck
 from collect.timestamps import iso_shaped
 
 if TYPE_CHECKING:
@@ -132,15 +133,17 @@ class CsvSource:
         return self.exhausted and not self.pending
 
     def read_block(
-        self, max_bytes: int = BLOCK_BYTES, raw_if: Callable[[str], bool] | None = None
+        self, max_bytes: int = BLOCK_BYTES, raw_if: Callable[[bytes], bool] | None = None
     ) -> Block | None:
         """The next block of parsed records, or None at the end of the file. A block holds
         the records of about `max_bytes` of the file (at least one whole record). Given
-        `raw_if`, a block whose bytes are just its good records and that `raw_if(text)`
+        `raw_if`, a block whose bytes are just its good records and that `raw_if(bytes)`
         accepts comes as those bytes (`raw`), without its rows."""
         data, at_end = self._next_chunk(min(max_bytes, BLOCK_BYTES))
         if not data:
             return None
+        if raw_if is not None and (block := self._checked_as_is(data, raw_if)):
+            return block
         text, clean = _decode(data)
         # When the bytes may be taken as they are, a first pass only checks the records:
         # keeping a list per row costs more than parsing them again in the rare block that
@@ -148,7 +151,7 @@ class CsvSource:
         only_check = raw_if is not None and clean
         block = Block()
         lines, complete = self._parse(text, clean, at_end, block, keep_rows=not only_check)
-        if only_check and raw_if and (block.rejects or block.has_blank_lines or not raw_if(text)):
+        if only_check and raw_if and (block.rejects or block.has_blank_lines or not raw_if(data)):
             block = Block()
             lines, complete = self._parse(text, clean, at_end, block, keep_rows=True)
             only_check = False
@@ -167,6 +170,29 @@ class CsvSource:
         self.offset += used
         self.line += lines
         return block
+
+    def _checked_as_is(self, data: bytes, raw_if: Callable[[bytes], bool]) -> Block | None:
+        """The records of `data` as their bytes, if they pass `raw_if` and pyarrow finds them
+        all good (see collect/imports/arrowcheck.py); else None, and nothing is used."""
+        used = arrowcheck.record_end(data) if b"\n" in data else 0
+        if not used or used >= MAX_FIELD_CHARS:  # no field of them is then over the limit
+            return None
+        records = data[:used]
+        if not raw_if(records):
+            return None
+        found = arrowcheck.checked(records, width=self.width, timestamp_index=self.timestamp_index)
+        if found is None:
+            return None
+        self.pending = data[used:] + self.pending
+        self.offset += used
+        self.line += found.lines
+        return Block(
+            raw=records,
+            count=found.count,
+            line_end=_line_end(records),
+            first_day=found.first_day,
+            last_day=found.last_day,
+        )
 
     def _next_chunk(self, size: int) -> tuple[bytes, bool]:
         """Bytes up to the last line break read so far, and whether the file ends there."""

@@ -59,7 +59,7 @@ def test_a_file_of_mixed_blocks_imports_exactly_on_the_fast_path(
     monkeypatch.setattr(
         postgres.PostgresStore,
         "takes_as_is",
-        lambda store, text: reads_alike(store, text) and (taken_as_is.append(text) or True),
+        lambda store, data: reads_alike(store, data) and (taken_as_is.append(data) or True),
     )
     content, kept = mixed_file(line_end, 3000)
     with caplog.at_level(logging.WARNING):
@@ -71,4 +71,4 @@ def test_a_file_of_mixed_blocks_imports_exactly_on_the_fast_path(
     # Blocks went in as they were to the end of the file, between those written out again.
     assert len(taken_as_is) >= 25
     last_rows = taken_as_is[-1].splitlines()
-    assert int(last_rows[-1].split(",")[0]) > 2_800
+    assert int(last_rows[-1].split(b",")[0]) > 2_800

@@ -216,8 +216,8 @@ def test_postgres_leaves_out_a_bound_past_what_a_date_time_holds(pg, start, end,
     ],
 )
 def test_postgres_reads_alike(text, alike):
-    assert reads_alike(text) is alike
-    assert PostgresStore().takes_as_is(text) is alike
+    assert reads_alike(text.encode()) is alike
+    assert PostgresStore().takes_as_is(text.encode()) is alike
 
 
 # SQLite

@@ -51,9 +51,9 @@ class SegmentStore:
     vendor = ""  # the Django database vendor it works with
     numbers_rows = False  # whether rows handed to a loader end with their file line
 
-    def takes_as_is(self, text: str) -> bool:
-        """Whether a loader may take this text of whole, checked records as the bytes they
-        came from, parsing them itself into the same values."""
+    def takes_as_is(self, data: bytes) -> bool:
+        """Whether a loader may take these bytes of whole, checked records as they are,
+        parsing them itself into the same values."""
         return False
 
     def max_width(self) -> int:

@@ -31,15 +31,15 @@ MAX_COLUMNS = 1600  # a table's hard limit, `line` included
 # Batches refused in a row before a file's bytes are no longer offered as they are (a file
 # whose line ends change from line to line would otherwise be sent twice over).
 MAX_REFUSALS_IN_A_ROW = 3
-_END_OF_COPY = re.compile(r"^\\\.\r?$", re.MULTILINE)  # COPY stops reading at a "\." line
-_QUOTED_FIELD = re.compile(r'"[^"]*(?:""[^"]*)*"')
+_END_OF_COPY = re.compile(rb"^\\\.\r?$", re.MULTILINE)  # COPY stops reading at a "\." line
+_QUOTED_FIELD = re.compile(rb'"[^"]*(?:""[^"]*)*"')
 
 
 class PostgresStore(SegmentStore):
     vendor = "postgresql"
 
-    def takes_as_is(self, text: str) -> bool:
-        return reads_alike(text)
+    def takes_as_is(self, data: bytes) -> bool:
+        return reads_alike(data)
 
     def max_width(self) -> int:
         return MAX_COLUMNS - 1
@@ -180,18 +180,19 @@ class CopyLoader:
                 raise DataError(f"COPY stored {cursor.rowcount} rows of {sent}")
 
 
-def reads_alike(text: str) -> bool:
-    """Whether COPY (FORMAT csv) parses `text`, whole records that Python's csv.reader has
-    accepted, into the same values. The two differ on a quote inside an unquoted field
+def reads_alike(data: bytes) -> bool:
+    """Whether COPY (FORMAT csv) parses `data`, whole UTF-8 records that Python's csv.reader
+    has accepted, into the same values. The two differ on a quote inside an unquoted field
     (Python keeps it, PostgreSQL starts quoting there) and on a line that is just a
-    backslash and a period (PostgreSQL's end of data)."""
-    if "\\." in text and _END_OF_COPY.search(text):
+    backslash and a period (PostgreSQL's end of data). Read as bytes: UTF-8 writes no
+    character but ASCII with ASCII bytes, and every byte that matters here is one."""
+    if b"\\." in data and _END_OF_COPY.search(data):
         return False
-    if text.count('"') % 2:
+    if data.count(b'"') % 2:
         return False  # an odd number of quotes: at least one of them is a bare quote
-    for quoted in _QUOTED_FIELD.finditer(text):  # each must open where a field starts
+    for quoted in _QUOTED_FIELD.finditer(data):  # each must open where a field starts
         start = quoted.start()
-        if start and text[start - 1] not in ",\r\n":
+        if start and data[start - 1 : start] not in (b",", b"\r", b"\n"):
             return False
     return True
 

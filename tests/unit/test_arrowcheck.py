@@ -1,0 +1,91 @@
+"""pyarrow's check of a block (collect/imports/arrowcheck.py) never passes what Python's
+reader would reject: for timestamps against the rule itself, for whole blocks against
+CsvSource's own reading of them, on generated CSV near every edge it knows."""
+
+import csv
+import io
+import re
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from collect.imports.arrowcheck import COMMON_TIMESTAMP, checked, record_end
+from collect.imports.csvsource import CsvSource
+from collect.timestamps import ISO_TIMESTAMP, parse_timestamp
+
+_NEAR_TIMESTAMPS = st.one_of(
+    st.from_regex(ISO_TIMESTAMP, fullmatch=True),
+    st.from_regex(COMMON_TIMESTAMP.strip("^$"), fullmatch=True),
+    st.text(alphabet="0123456789-:T Z+.", max_size=32),
+)
+
+
+def is_timestamp(text: str) -> bool:
+    try:
+        parse_timestamp(text)
+    except ValueError:
+        return False
+    return True
+
+
+@given(_NEAR_TIMESTAMPS)
+@example("2024-02-30")  # the form, not a day: the day is checked apart
+@example("2024-12-31T23:59:59.999999+15:59")
+@example("0000-01-01")
+def test_what_the_common_form_takes_the_rule_takes_once_its_day_is_real(text):
+    if re.fullmatch(COMMON_TIMESTAMP.strip("^$"), text) and is_timestamp(text[:10]):
+        assert is_timestamp(text)
+
+
+def python_reading(data: bytes, width: int, timestamp_index: int | None):
+    """(records, rejects, lines) as CsvSource reads them, or None if it stops short."""
+    source = CsvSource(
+        io.BytesIO(data), offset=0, line=0, columns=[str(n) for n in range(width)],
+        timestamp_index=timestamp_index, number_rows=False,
+    )  # fmt: skip
+    block = source.read_block(max_bytes=len(data) + 1)
+    if block is None or source.offset != len(data):
+        return None
+    return len(block.rows), len(block.rejects) + block.has_blank_lines, source.line
+
+
+_CELLS = st.one_of(
+    st.sampled_from(["", "x", "2024-03-01", "2024-03-01T10:00:00Z", "2024-02-30", "a,b",
+                     'say "hi"', "two\nlines", "cr\r\nlf", "Zürich", "\\.", "x\x00y", " "]),
+    st.text(alphabet='ab,"\r\n\\.0123456789-:TZ ', max_size=8),
+)  # fmt: skip
+
+
+@st.composite
+def csv_blocks(draw):
+    width = draw(st.integers(1, 4))
+    rows = draw(st.lists(st.lists(_CELLS, min_size=width, max_size=width), min_size=1))
+    text = io.StringIO()
+    line_end = draw(st.sampled_from(["\n", "\r\n"]))
+    quoting = draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
+    csv.writer(text, lineterminator=line_end, quoting=quoting).writerows(rows)
+    data = text.getvalue()
+    if draw(st.booleans()):  # and then broken somewhere
+        at = draw(st.integers(0, len(data)))
+        data = data[:at] + draw(st.sampled_from(['"', ",", "\n", "x", "\n\n"])) + data[at:]
+    timestamp_index = draw(st.one_of(st.none(), st.integers(0, width - 1)))
+    return data.encode(), width, timestamp_index
+
+
+@given(csv_blocks())
+@example(
+    (b'1,"x"y\n', 2, None),
+)
+@example((b"1,2\n\n3,4\n", 2, None))
+@example((b"2024-02-30,a\n", 2, 0))
+def test_a_block_pyarrow_passes_python_passes_too(block):
+    data, width, timestamp_index = block
+    used = record_end(data)
+    if not used:
+        return
+    data = data[:used]
+    found = checked(data, width=width, timestamp_index=timestamp_index)
+    if found is None:
+        return  # Python reads it, whatever it holds
+    reading = python_reading(data, width, timestamp_index)
+    assert reading == (found.count, 0, found.lines), (data, found)
