@@ -17,10 +17,10 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
 
 from django.conf import settings
 from django.core.files import File
@@ -176,21 +176,11 @@ def chunks_open(chunks: Sequence[Chunk]) -> io.BufferedReader:
 def chunks_delete(prefix: str) -> None:
     """Delete every object under `prefix` in upload storage, and abort the multipart
     uploads still open there (of a request that died sending a large chunk)."""
-    storage: Any = upload_storage()
-    client, bucket = storage.connection.meta.client, storage.bucket_name
-    key_prefix = storage._normalize_name(prefix.rstrip("/")) + "/"
-    pages = client.get_paginator("list_multipart_uploads").paginate(
-        Bucket=bucket, Prefix=key_prefix
-    )
-    for page in pages:
-        for item in page.get("Uploads", []):
-            client.abort_multipart_upload(Bucket=bucket, Key=item["Key"], UploadId=item["UploadId"])
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix)
-    for page in pages:
-        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-        for start in range(0, len(keys), DELETE_BATCH):
-            batch = keys[start : start + DELETE_BATCH]
-            client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+    bucket = Bucket(upload_storage())
+    under = prefix.rstrip("/") + "/"
+    for upload_id, key, _ in bucket.uploads_started(under):
+        bucket.abort(key, upload_id)
+    bucket.delete([key for key, _ in bucket.objects(under)])
 
 
 def _chunks_listed(name: str) -> list[Chunk]:
@@ -325,6 +315,87 @@ def is_missing(error: Exception) -> bool:
         "NotFound",
         "NoSuchUpload",
     )
+
+
+class Bucket:
+    """The calls to the bucket of a storage of django-storages' S3 backend that it has no
+    method for: multipart uploads, listings with their times, deleting many at once."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = cast(Any, storage)  # storages.backends.s3.S3Storage
+        self.client = self.storage.connection.meta.client
+        self.name = self.storage.bucket_name
+
+    def key(self, name: str) -> str:
+        return self.storage._normalize_name(name)  # under the storage's location
+
+    def name_of(self, key: str) -> str:
+        return key.rsplit("/", 1)[-1]
+
+    def start(self, name: str) -> str:
+        reply = self.client.create_multipart_upload(Bucket=self.name, Key=self.key(name))
+        return reply["UploadId"]
+
+    def send_part(self, name: str, upload_id: str, number: int, body: BinaryIO, size: int) -> str:
+        reply = self.client.upload_part(
+            Bucket=self.name,
+            Key=self.key(name),
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,
+            ContentLength=size,
+        )
+        return reply["ETag"]
+
+    def complete(self, name: str, upload_id: str, parts: list[list[Any]]) -> None:
+        self.client.complete_multipart_upload(
+            Bucket=self.name,
+            Key=self.key(name),
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
+        )
+
+    def abort(self, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.name, Key=key, UploadId=upload_id)
+        except Exception as error:
+            if not is_missing(error):
+                raise
+
+    def size(self, name: str) -> int:
+        try:
+            return self.client.head_object(Bucket=self.name, Key=self.key(name))["ContentLength"]
+        except Exception as error:
+            if is_missing(error):
+                return -1
+            raise
+
+    def objects(self, prefix: str) -> Iterator[tuple[str, float]]:
+        """(key, last modified as a timestamp) of the objects whose names start so."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.name, Prefix=self.key(prefix)
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield item["Key"], item["LastModified"].timestamp()
+
+    def uploads(self, prefix: str) -> Iterator[tuple[str, str]]:
+        for upload_id, key, _ in self.uploads_started(prefix):
+            yield upload_id, key
+
+    def uploads_started(self, prefix: str) -> Iterator[tuple[str, str, float]]:
+        """(upload id, key, when it started) of the unfinished uploads whose names start so."""
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.name, Prefix=self.key(prefix)
+        )
+        for page in pages:
+            for item in page.get("Uploads", []):
+                yield item["UploadId"], item["Key"], item["Initiated"].timestamp()
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = [{"Key": key} for key in keys[start : start + DELETE_BATCH]]
+            self.client.delete_objects(Bucket=self.name, Delete={"Objects": batch, "Quiet": True})
 
 
 def raise_write_error(error: OSError) -> NoReturn:

@@ -18,20 +18,25 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Container, Iterator
+from collections.abc import Container
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, cast
+from typing import Any, BinaryIO, Protocol
 from uuid import UUID
 
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, storages
 
-from collect.files import JoinedFile, is_missing, object_open
+from collect.files import Bucket, JoinedFile, is_missing, object_open
 
 # A piece, as the checkpoint keeps it: [file name, committed bytes] on disk, and in a bucket
 # [object name, committed bytes, multipart upload id, [[part number, ETag], ...]].
 Pieces = list[list[Any]]
 PART_BYTES = 8 << 20  # S3's least part is 5 MiB
+
+
+def export_bucket() -> Bucket:
+    """The bucket of export storage, when it is one."""
+    return Bucket(storages["exports"])
 
 
 class PiecesLost(Exception):
@@ -90,7 +95,7 @@ def export_files_delete(job_id: UUID, *, keep: Container[str] = ()) -> None:
             if path.name not in keep:
                 path.unlink(missing_ok=True)
         return
-    bucket = Bucket()
+    bucket = export_bucket()
     for upload_id, key in bucket.uploads(f"{job_id}."):
         if upload_id not in keep:
             bucket.abort(key, upload_id)
@@ -115,7 +120,7 @@ def expired_files_delete(*, older_than: float) -> None:
                 for path in paths:
                     path.unlink(missing_ok=True)
         return
-    bucket = Bucket()
+    bucket = export_bucket()
     for key, modified in bucket.objects(""):
         job = bucket.name_of(key).split(".", 1)[0]
         files[job].append(key)
@@ -190,7 +195,7 @@ class BucketWriter:
     """Pieces as multipart uploads: only what is in parts is committed (see the module)."""
 
     def __init__(self, job_id: UUID, pieces: Pieces, *, after_lost_run: bool) -> None:
-        self.bucket = Bucket()
+        self.bucket = export_bucket()
         self.pieces = pieces
         names_and_uploads = {piece[0] for piece in pieces} | {piece[2] for piece in pieces}
         export_files_delete(job_id, keep=names_and_uploads)
@@ -242,84 +247,3 @@ class BucketWriter:
 
     def close(self) -> None:
         self.spool.close()
-
-
-class Bucket:
-    """The calls to the bucket of export storage (django-storages' S3 backend) that it has
-    no method for: multipart uploads, listings with their times."""
-
-    def __init__(self) -> None:
-        self.storage = cast(Any, storages["exports"])  # storages.backends.s3.S3Storage
-        self.client = self.storage.connection.meta.client
-        self.name = self.storage.bucket_name
-
-    def key(self, name: str) -> str:
-        return self.storage._normalize_name(name)  # under the storage's location
-
-    def name_of(self, key: str) -> str:
-        return key.rsplit("/", 1)[-1]
-
-    def start(self, name: str) -> str:
-        reply = self.client.create_multipart_upload(Bucket=self.name, Key=self.key(name))
-        return reply["UploadId"]
-
-    def send_part(self, name: str, upload_id: str, number: int, body: BinaryIO, size: int) -> str:
-        reply = self.client.upload_part(
-            Bucket=self.name,
-            Key=self.key(name),
-            UploadId=upload_id,
-            PartNumber=number,
-            Body=body,
-            ContentLength=size,
-        )
-        return reply["ETag"]
-
-    def complete(self, name: str, upload_id: str, parts: list[list[Any]]) -> None:
-        self.client.complete_multipart_upload(
-            Bucket=self.name,
-            Key=self.key(name),
-            UploadId=upload_id,
-            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
-        )
-
-    def abort(self, key: str, upload_id: str) -> None:
-        try:
-            self.client.abort_multipart_upload(Bucket=self.name, Key=key, UploadId=upload_id)
-        except Exception as error:
-            if not is_missing(error):
-                raise
-
-    def size(self, name: str) -> int:
-        try:
-            return self.client.head_object(Bucket=self.name, Key=self.key(name))["ContentLength"]
-        except Exception as error:
-            if is_missing(error):
-                return -1
-            raise
-
-    def objects(self, prefix: str) -> Iterator[tuple[str, float]]:
-        """(key, last modified as a timestamp) of the objects whose names start so."""
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.name, Prefix=self.key(prefix)
-        )
-        for page in pages:
-            for item in page.get("Contents", []):
-                yield item["Key"], item["LastModified"].timestamp()
-
-    def uploads(self, prefix: str) -> Iterator[tuple[str, str]]:
-        for upload_id, key, _ in self.uploads_started(prefix):
-            yield upload_id, key
-
-    def uploads_started(self, prefix: str) -> Iterator[tuple[str, str, float]]:
-        """(upload id, key, when it started) of the unfinished uploads whose names start so."""
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.name, Prefix=self.key(prefix)
-        )
-        for page in pages:
-            for item in page.get("Uploads", []):
-                yield item["UploadId"], item["Key"], item["Initiated"].timestamp()
-
-    def delete(self, keys: list[str]) -> None:
-        for start in range(0, len(keys), 1000):  # S3 deletes at most 1000 at once
-            batch = [{"Key": key} for key in keys[start : start + 1000]]
-            self.client.delete_objects(Bucket=self.name, Delete={"Objects": batch, "Quiet": True})

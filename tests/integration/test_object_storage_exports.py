@@ -10,7 +10,7 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from collect.exports.storage import PART_BYTES, Bucket, export_dir
+from collect.exports.storage import PART_BYTES, export_bucket, export_dir
 from collect.jobs import services
 from collect.jobs.models import Job
 from collect.jobs.runner import run_job
@@ -75,7 +75,7 @@ def test_an_export_goes_to_the_bucket_in_parts_and_downloads_exactly(
     [(name, size, _, parts)] = job.checkpoint["pieces"]
     assert len(parts) == 3  # two of PART_BYTES or a batch more, and the rest
     assert exports_in(seaweedfs, bucket) == [f"exports/{name}"]  # complete: no open upload
-    assert Bucket().size(name) == size == job.bytes_done
+    assert export_bucket().size(name) == size == job.bytes_done
     assert list(export_dir().glob(f"{task_id}*")) == []  # nothing on this machine's disk
     assert downloaded(api, task_id) == table
 
@@ -133,7 +133,7 @@ def test_after_a_lost_run_the_export_goes_on_in_a_new_upload_a_stale_writer_cann
     assert stale == stale_name and fresh != stale_name
     # The frozen worker wakes and sends the part it had: that upload is closed.
     with pytest.raises(Exception, match="NoSuchUpload"):
-        Bucket().send_part(stale, stale_upload, 2, io.BytesIO(b"999999,lost\n"), 12)
+        export_bucket().send_part(stale, stale_upload, 2, io.BytesIO(b"999999,lost\n"), 12)
     assert sorted(exports_in(seaweedfs, bucket)) == sorted([f"exports/{stale}", f"exports/{fresh}"])
     assert downloaded(api, task_id) == table
 
@@ -160,7 +160,7 @@ def test_terminate_and_expiry_leave_nothing_in_the_bucket(
     body = {"from": "2025-04-01", "to": "2025-04-01"}
     again = api.post("/api/exports/", body, format="json").json()
     assert run_job(again["task_id"], worker=WORKER).status == Status.COMPLETED
-    abandoned = Bucket().start(f"{task_id}.9.abandoned.csv")  # as a run lost for good
+    abandoned = export_bucket().start(f"{task_id}.9.abandoned.csv")  # as a run lost for good
     sweep()
     assert len(exports_in(seaweedfs, bucket)) == 2  # fresh: kept
     with override_settings(COLLECT_EXPORT_TTL=-60):  # as if a day had gone by
@@ -168,4 +168,4 @@ def test_terminate_and_expiry_leave_nothing_in_the_bucket(
     assert exports_in(seaweedfs, bucket) == []
     reply = api.get(f"/api/tasks/{again['task_id']}/download/")
     assert reply.status_code == 410
-    assert abandoned not in [upload for upload, _ in Bucket().uploads("")]
+    assert abandoned not in [upload for upload, _ in export_bucket().uploads("")]
