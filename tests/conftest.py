@@ -136,13 +136,19 @@ def segment_exists(job) -> bool:
 
 def segment_rows(job) -> list[tuple]:
     """The rows a job has written so far, in file order: (line, timestamp in µs, values...).
-    `line` is the file's line on SQLite, an increasing number on PostgreSQL."""
+    `line` is the file's line on SQLite, the row's place in the heap on PostgreSQL."""
     if not segment_exists(job):
         return []
     params = ImportParams.from_job(job)
     names = ", ".join(value_columns(len(params.columns)))
+    table = segment_table(job.pk)
+    if connection.vendor == "postgresql":  # the order in which exports read them
+        place = "(ctid::text::point)[0]::bigint * 65536 + (ctid::text::point)[1]::bigint"
+        query = f"SELECT {place}, {names} FROM {table} ORDER BY ctid"
+    else:
+        query = f"SELECT line, {names} FROM {table} ORDER BY line"
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT line, {names} FROM {segment_table(job.pk)} ORDER BY line")
+        cursor.execute(query)
         rows = cursor.fetchall()
     index = params.timestamp_index
     return [

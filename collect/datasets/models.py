@@ -32,7 +32,9 @@ class Segment(models.Model):
     timestamp_index = models.PositiveIntegerField(null=True, blank=True)
     default_timestamp = models.BigIntegerField()  # µs since the epoch
     rows = models.BigIntegerField()
-    last_line = models.BigIntegerField()  # every line of the segment is at most this
+    # Every line of the segment is at most this; a store's line is a position in file order
+    # (SQLite: the file line; PostgreSQL: the heap page).
+    last_line = models.BigIntegerField()
     # The dates rows are written with (YYYY-MM-DD, each in its own offset), if known.
     first_day = models.CharField(max_length=10, blank=True, default="")
     last_day = models.CharField(max_length=10, blank=True, default="")

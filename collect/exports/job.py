@@ -32,10 +32,10 @@ from collect.jobs.states import Status
 
 log = logging.getLogger(__name__)
 
-LINES_PER_QUERY = 50_000  # ~0.1 s of COPY at most; fewer when the time left is shorter
+ROWS_PER_QUERY = 50_000  # ~0.1 s of COPY at most; fewer when the time left is shorter
 # At least this many: a query's fixed cost (a far or busy database) must not shrink the
 # ranges to a line or two, where they would stay.
-MIN_LINES_PER_QUERY = 5_000
+MIN_ROWS_PER_QUERY = 5_000
 
 
 class ExportKind:
@@ -116,8 +116,8 @@ class ExportRun:
                 break
             segment = plan[self.segment]
             # As many lines as fit in the batch's time left, at the pace measured so far.
-            fit = max(MIN_LINES_PER_QUERY, int((deadline - now) / self.pace) + 1)
-            span = min(LINES_PER_QUERY, max_rows - rows, fit)
+            fit = max(segment.lines_for(MIN_ROWS_PER_QUERY), int((deadline - now) / self.pace) + 1)
+            span = min(segment.lines_for(min(ROWS_PER_QUERY, max_rows - rows)), fit)
             up_to = min(self.line + span, segment.last_line)
             rows += self.store.export(
                 segment.table,

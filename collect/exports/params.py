@@ -13,6 +13,13 @@ class PlannedSegment(JobData):
     timestamp_index: int | None
     filter: bool  # whether its rows are filtered by time (else all of them are in range)
     last_line: int
+    rows: int = 0  # of its lines, for sizing queries (0: planned before it was kept)
+
+    def lines_for(self, rows: int) -> int:
+        """About how many of its lines hold `rows` rows: a store's line may be a page."""
+        if not self.rows:
+            return rows
+        return max(1, rows * self.last_line // self.rows)
 
 
 @dataclass(frozen=True)

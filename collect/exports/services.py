@@ -94,6 +94,7 @@ def export_start(
             timestamp_index=segment.timestamp_index,
             filter=filtered,
             last_line=segment.last_line,
+            rows=segment.rows,
         )
         for segment, filtered in segments_in_range(dataset, start, end)
     ]

@@ -28,7 +28,11 @@ COMMON_TIMESTAMP = (
     r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
     r"(Z|[+-](0[0-9]|1[0-5])(:?[0-5][0-9])?)?)?$"
 )
-_QUOTED_FIELD = re.compile(rb'"[^"]*(?:""[^"]*)*"')
+_LF, _CR, _QUOTE = (pa.scalar(ord(byte), pa.uint8()) for byte in '\n\r"')
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+_BEFORE_A_FIELD = (ord(","), ord("\n"))
+_BEFORE_A_FIELD_SET = pa.array(_BEFORE_A_FIELD, pa.uint8())
+_AFTER_A_FIELD_SET = pa.array([ord(","), ord("\r"), ord("\n")], pa.uint8())
 _PARSE = pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
 
 
@@ -43,11 +47,9 @@ class Checked:
 def checked(records: bytes, *, width: int, timestamp_index: int | None) -> Checked | None:
     """Whether `records` (whole CSV records, ending with a line end) are all good, by the
     import's rules: `width` fields each, and a valid timestamp in that column."""
-    if b"\x00" in records or _has_blank_line(records) or not _quotes_make_fields(records):
+    lines = plain_lines(records)
+    if lines is None:
         return None
-    lines = records.count(b"\n")
-    if records.count(b"\r") != records.count(b"\r\n"):
-        return None  # a CR of its own ends a line to Python: so rare, Python reads those
     names = [str(number) for number in range(width)]
     try:
         table = pacsv.read_csv(
@@ -67,11 +69,31 @@ def checked(records: bytes, *, width: int, timestamp_index: int | None) -> Check
         return None
     if timestamp_index is None:
         return Checked(table.num_rows, lines, None, None)
-    values = table.column(0)
-    if not _all_timestamps(values):
+    days = _days_if_timestamps(table.column(0))
+    if days is None:
         return None
-    days = pc.min_max(pc.utf8_slice_codeunits(values, 0, 10)).as_py()
-    return Checked(table.num_rows, lines, days["min"], days["max"])
+    return Checked(table.num_rows, lines, *days)
+
+
+def plain_lines(records: bytes) -> int | None:
+    """How many lines `records` span, if nothing in their bytes is read differently by
+    different readers: no NUL, no CR of its own (a line end to Python, not to the count of
+    LFs), no blank line (Python skips it, pyarrow makes a row of it; also refused when an
+    empty line is inside a quoted value: Python then reads the block), and every quote
+    opens or closes a whole field (see `quotes_make_fields`). Else None."""
+    if b"\x00" in records or records.startswith((b"\n", b"\r")) or _BLANK_LINE.search(records):
+        return None
+    if b"\r" in records and _has_lone_return(_as_array(records)):
+        return None
+    if b'"' in records and not _quotes_make_fields(_as_array(records)):
+        return None
+    return records.count(b"\n")
+
+
+def quotes_make_fields(records: bytes) -> bool:
+    """Whether every quote opens or closes a whole field (or is a doubled one inside it):
+    `a"b` and `"a"b` are an error or a value, depending on the reader."""
+    return b'"' not in records or _quotes_make_fields(_as_array(records))
 
 
 def record_end(data: bytes) -> int:
@@ -88,36 +110,59 @@ def record_end(data: bytes) -> int:
     return 0
 
 
-def _all_timestamps(values: pa.ChunkedArray) -> bool:
+def _days_if_timestamps(values: pa.ChunkedArray) -> tuple[str, str] | None:
+    """The least and greatest dates of `values`, if each is a valid timestamp."""
     common = pc.match_substring_regex(values, COMMON_TIMESTAMP)
-    if not pc.all(common).as_py():  # the rare other forms: Python's rule decides each
+    if not _all(common):  # the rare other forms: Python's rule decides each
         for value in pc.filter(values, pc.invert(common)).to_pylist():
             try:
                 parse_timestamp(value)
             except ValueError:
-                return False
-    for day in pc.unique(pc.utf8_slice_codeunits(values, 0, 10)).to_pylist():
+                return None
+    days = pc.utf8_slice_codeunits(values, 0, 10)
+    for day in pc.unique(days).to_pylist():
         try:
             date.fromisoformat(day)  # a day of the calendar: no 31st of April
         except ValueError:
-            return False
-    return True
+            return None
+    least_and_greatest = pc.min_max(days).as_py()
+    return least_and_greatest["min"], least_and_greatest["max"]
 
 
-def _has_blank_line(records: bytes) -> bool:
-    # Also true of an empty line inside a quoted value: then Python reads the block.
-    return records.startswith((b"\n", b"\r")) or b"\n\n" in records or b"\n\r\n" in records
+def _all(mask: pa.Array | pa.ChunkedArray) -> bool:
+    return bool(pc.all(mask, min_count=0).as_py())  # of nothing: true
 
 
-def _quotes_make_fields(records: bytes) -> bool:
-    """Whether every quote opens or closes a whole field (or is a doubled one inside it):
-    `a"b` and `"a"b` are an error or a value, depending on the reader."""
-    if records.count(b'"') % 2:
+def _has_lone_return(data: pa.UInt8Array) -> bool:
+    returns, line_feeds = pc.equal(data, _CR), pc.equal(data, _LF)
+    followed = pc.and_(returns.slice(0, len(data) - 1), line_feeds.slice(1))
+    return pc.sum(returns).as_py() != pc.sum(followed).as_py()
+
+
+def _as_array(records: bytes) -> pa.UInt8Array:
+    return pa.Array.from_buffers(pa.uint8(), len(records), [None, pa.py_buffer(records)])
+
+
+def _quotes_make_fields(data: pa.UInt8Array) -> bool:
+    """Inside a quoted field a quote is doubled, so taken in order the quotes are: an
+    opening one (even place), pairs of neighbours (odd, even), a closing one (odd). A quote
+    at an odd place with a neighbour next is the first of a pair, else closing; one at an
+    even place right after the one before is the second of a pair, else opening."""
+    quotes = pc.indices_nonzero(pc.equal(data, _QUOTE))
+    count = len(quotes)
+    if count % 2:
         return False
-    for quoted in _QUOTED_FIELD.finditer(records):
-        start, end = quoted.start(), quoted.end()
-        if start and records[start - 1 : start] not in (b",", b"\n"):
-            return False
-        if records[end : end + 1] not in (b",", b"\r", b"\n", b""):
-            return False
-    return True
+    odd, even = quotes[1::2], quotes[0::2]
+    # Whether the quote at odd place 2k + 1 (but the last) has a neighbour next: a pair.
+    pairs = pc.equal(even[1:], pc.add(odd[: count // 2 - 1], 1))
+    closing = pa.concat_arrays([pc.filter(odd[:-1], pc.invert(pairs)), odd[-1:]])
+    opening = pc.filter(even[1:], pc.invert(pairs))
+    if even[0].as_py() and data[even[0].as_py() - 1].as_py() not in _BEFORE_A_FIELD:
+        return False
+    before = pc.take(data, pc.subtract(opening, 1))
+    if not _all(pc.is_in(before, value_set=_BEFORE_A_FIELD_SET)):
+        return False
+    if closing[-1].as_py() == len(data) - 1:
+        closing = closing[:-1]
+    after = pc.take(data, pc.add(closing, 1))
+    return _all(pc.is_in(after, value_set=_AFTER_A_FIELD_SET))

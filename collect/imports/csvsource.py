@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from _csv import Reader  # what csv.reader() returns
 
 BLOCK_BYTES = 1 << 18  # 256 KiB: ~1,000 rows; smaller blocks start COPY sooner in a batch
+# Checked by pyarrow: each call has a fixed cost, so larger blocks; one that fails is halved
+# down to this, so that Python reads only the records near the trouble.
+CHECK_BYTES, MIN_CHECK_BYTES = 1 << 20, 1 << 16
+PENDING_READ_BYTES = 1 << 12  # read at least this much past what is pending
 MAX_FIELD_CHARS = 1 << 20
 MAX_HEADER_BYTES = 1 << 20
 PREVIEW_CHARS = 200
@@ -127,6 +131,7 @@ class CsvSource:
         self.line = line
         self.pending = b""
         self.exhausted = False
+        self.trouble_end = 0  # where the records of the last check that failed end
 
     @property
     def finished(self) -> bool:
@@ -139,11 +144,16 @@ class CsvSource:
         the records of about `max_bytes` of the file (at least one whole record). Given
         `raw_if`, a block whose bytes are just its good records and that `raw_if(bytes)`
         accepts comes as those bytes (`raw`), without its rows."""
-        data, at_end = self._next_chunk(min(max_bytes, BLOCK_BYTES))
+        data, at_end = self._next_chunk(
+            min(max_bytes, BLOCK_BYTES if raw_if is None else CHECK_BYTES)
+        )
         if not data:
             return None
-        if raw_if is not None and (block := self._checked_as_is(data, raw_if)):
-            return block
+        if raw_if is not None:
+            block, data = self._checked_as_is(data, raw_if)
+            if block is not None:
+                return block
+            at_end = at_end and not self.pending
         text, clean = _decode(data)
         # When the bytes may be taken as they are, a first pass only checks the records:
         # keeping a list per row costs more than parsing them again in the rare block that
@@ -151,7 +161,7 @@ class CsvSource:
         only_check = raw_if is not None and clean
         block = Block()
         lines, complete = self._parse(text, clean, at_end, block, keep_rows=not only_check)
-        if only_check and raw_if and (block.rejects or block.has_blank_lines or not raw_if(data)):
+        if only_check and (block.rejects or block.has_blank_lines or not _taken(data, raw_if)):
             block = Block()
             lines, complete = self._parse(text, clean, at_end, block, keep_rows=True)
             only_check = False
@@ -171,33 +181,53 @@ class CsvSource:
         self.line += lines
         return block
 
-    def _checked_as_is(self, data: bytes, raw_if: Callable[[bytes], bool]) -> Block | None:
-        """The records of `data` as their bytes, if they pass `raw_if` and pyarrow finds them
-        all good (see collect/imports/arrowcheck.py); else None, and nothing is used."""
-        used = arrowcheck.record_end(data) if b"\n" in data else 0
-        if not used or used >= MAX_FIELD_CHARS:  # no field of them is then over the limit
-            return None
-        records = data[:used]
-        if not raw_if(records):
-            return None
-        found = arrowcheck.checked(records, width=self.width, timestamp_index=self.timestamp_index)
-        if found is None:
-            return None
-        self.pending = data[used:] + self.pending
-        self.offset += used
-        self.line += found.lines
-        return Block(
-            raw=records,
-            count=found.count,
-            line_end=_line_end(records),
-            first_day=found.first_day,
-            last_day=found.last_day,
-        )
+    def _checked_as_is(
+        self, data: bytes, raw_if: Callable[[bytes], bool]
+    ) -> tuple[Block | None, bytes]:
+        """The first records of `data` as their bytes, if they pass `raw_if` and pyarrow finds
+        them all good (see collect/imports/arrowcheck.py): all of them, else the first half,
+        and so on. Else no block, and the first records for Python to read instead. What is
+        not used goes back to be read next."""
+        # Past a check that failed, the next starts with the records it failed on.
+        trouble = self.trouble_end - self.offset
+        records = data[:trouble] if trouble > 0 else data
+        width, timestamp_index = self.width, self.timestamp_index
+        while used := arrowcheck.record_end(records):
+            records = records[:used]
+            # No field of so few bytes is over the limit, which Python's reader enforces.
+            if (
+                used <= MAX_FIELD_CHARS
+                and raw_if(records)
+                and (
+                    found := arrowcheck.checked(
+                        records, width=width, timestamp_index=timestamp_index
+                    )
+                )
+            ):
+                self.pending = data[used:] + self.pending
+                self.offset += used
+                self.line += found.lines
+                return Block(
+                    raw=records,
+                    count=found.count,
+                    line_end=_line_end(records),
+                    first_day=found.first_day,
+                    last_day=found.last_day,
+                ), b""
+            self.trouble_end = self.offset + used
+            if used <= MIN_CHECK_BYTES:
+                break
+            records = records[: used // 2]
+        cut = last_line_end(records) or len(data)
+        self.pending = data[cut:] + self.pending
+        return None, data[:cut]
 
     def _next_chunk(self, size: int) -> tuple[bytes, bool]:
-        """Bytes up to the last line break read so far, and whether the file ends there."""
+        """Bytes up to the last line break read so far, about `size` of them with what is
+        pending, and whether the file ends there."""
         while True:
-            chunk = self.stream.read(size)
+            # Bytes put back (a block that used fewer) count, or they would pile up.
+            chunk = self.stream.read(max(size - len(self.pending), PENDING_READ_BYTES))
             if not chunk:
                 self.exhausted = True
                 data, self.pending = self.pending, b""
@@ -302,6 +332,11 @@ class _LinesDone:
     """How many lines of a chunk complete records have used, kept across a csv.Error."""
 
     lines = 0
+
+
+def _taken(records: bytes, raw_if: Callable[[bytes], bool] | None) -> bool:
+    """Whether records Python has read as good may be taken as they are."""
+    return raw_if is not None and arrowcheck.quotes_make_fields(records) and raw_if(records)
 
 
 def _line_end(data: bytes) -> str:

@@ -17,6 +17,9 @@ from collect.imports.params import ImportCheckpoint, ImportParams, OnError
 from collect.jobs.kinds import Description, JobFailed, Progress
 from collect.jobs.models import Job
 
+# The first block of a batch is small, so that the database has rows to work on sooner.
+FIRST_BLOCK_BYTES, MAX_BLOCK_BYTES = 1 << 16, 1 << 30
+
 
 class ImportKind:
     def open(self, job: Job) -> "ImportRun":
@@ -121,10 +124,13 @@ class ImportRun:
     def _blocks(self, deadline: float, max_rows: int, as_is: bool) -> Iterator[Block]:
         raw_if = self.store.takes_as_is if as_is else None
         rows_left = max_rows
+        size = FIRST_BLOCK_BYTES
         while rows_left > 0 and time.monotonic() < deadline:
             records_before = self.rows_done + self.rows_rejected
             offset_before = self.source.offset
-            block = self.source.read_block(max_bytes=rows_left * self.bytes_per_row, raw_if=raw_if)
+            max_bytes = min(size, rows_left * self.bytes_per_row)
+            block = self.source.read_block(max_bytes=max_bytes, raw_if=raw_if)
+            size = MAX_BLOCK_BYTES
             if block is None:
                 break
             self._take(block)

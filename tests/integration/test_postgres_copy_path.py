@@ -53,7 +53,10 @@ def _quoted(value: str) -> str:
 def test_a_file_of_mixed_blocks_imports_exactly_on_the_fast_path(
     start_import, monkeypatch, caplog, line_end
 ):
-    monkeypatch.setattr(csvsource, "BLOCK_BYTES", 2048)  # many blocks in every batch
+    # Many blocks in every batch, and one that fails the check is halved a few times.
+    monkeypatch.setattr(csvsource, "BLOCK_BYTES", 2048)
+    monkeypatch.setattr(csvsource, "CHECK_BYTES", 8192)
+    monkeypatch.setattr(csvsource, "MIN_CHECK_BYTES", 1024)
     taken_as_is = []
     reads_alike = postgres.PostgresStore.takes_as_is
     monkeypatch.setattr(

@@ -6,10 +6,11 @@ import csv
 import io
 import re
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from collect.imports.arrowcheck import COMMON_TIMESTAMP, checked, record_end
+from collect.imports.arrowcheck import COMMON_TIMESTAMP, checked, quotes_make_fields, record_end
 from collect.imports.csvsource import CsvSource
 from collect.timestamps import ISO_TIMESTAMP, parse_timestamp
 
@@ -89,3 +90,43 @@ def test_a_block_pyarrow_passes_python_passes_too(block):
         return  # Python reads it, whatever it holds
     reading = python_reading(data, width, timestamp_index)
     assert reading == (found.count, 0, found.lines), (data, found)
+
+
+def whole_fields_by_regex(records: bytes) -> bool:
+    """The quote rule, one quoted field at a time: the reference for the vectorized one."""
+    if records.count(b'"') % 2:
+        return False
+    for quoted in re.finditer(rb'"[^"]*(?:""[^"]*)*"', records):
+        start, end = quoted.start(), quoted.end()
+        if start and records[start - 1 : start] not in (b",", b"\n"):
+            return False
+        if records[end : end + 1] not in (b",", b"\r", b"\n", b""):
+            return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("text", "whole"),
+    [
+        ('1,"a,b",c\r\n2,"say ""hi""",d\r\n', True),
+        ('1,"",""\n', True),
+        ('"""",""""""\n', True),
+        ('"a""",b\n', True),
+        ('1,ab"c,d\n', False),  # Python keeps the quote; PostgreSQL would start quoting
+        ('1,ab"c\n2,"x"\n3,"y"\n', False),
+        ('1,"x"\n2,ab"c\n', False),
+        ('1,"x"y\n', False),
+        ('1,a""b\n', False),
+        ('1,"x"\r"y"\n', False),  # after a CR of its own
+        ("no quotes\n", True),
+    ],
+)
+def test_quotes_make_fields(text, whole):
+    assert quotes_make_fields(text.encode()) is whole
+    assert whole_fields_by_regex(text.encode()) is whole
+
+
+@given(st.text(alphabet='a,"\r\n', max_size=40))
+def test_the_vectorized_quote_rule_is_the_regex_one(text):
+    data = text.encode()
+    assert quotes_make_fields(data) is whole_fields_by_regex(data)

@@ -1,8 +1,10 @@
 """The segment store interface: where the records of a dataset live, one table per import.
 
-A segment is `line` (the order of its file) and the values as text, exactly as written, in
-`c1..cN`, so an import becomes visible all at once when its job completes and rolling one
-back is a DROP TABLE, however many rows it wrote. Each database has a store of its own
+A segment is the values as text, exactly as written, in `c1..cN`, in the order of its file;
+each row has a "line", a position in that order that the store chooses (SQLite's is the
+file line, PostgreSQL's the heap page, which many rows share). An import becomes visible
+all at once when its job completes, and rolling one back is a DROP TABLE, however many rows
+it wrote. Each database has a store of its own
 (`postgres.PostgresStore`, `sqlite.SqliteStore`), chosen once by COLLECT_SEGMENT_STORE;
 everything that is one database's own lives in its store and nowhere else.
 """
@@ -53,7 +55,9 @@ class SegmentStore:
 
     def takes_as_is(self, data: bytes) -> bool:
         """Whether a loader may take these bytes of whole, checked records as they are,
-        parsing them itself into the same values."""
+        parsing them itself into the same values. Each of their quotes opens or closes a
+        whole field: the import has made sure (a bare quote is data to some readers and
+        starts a quoted value to others)."""
         return False
 
     def max_width(self) -> int:

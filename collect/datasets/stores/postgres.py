@@ -1,8 +1,12 @@
 """The PostgreSQL segment store: COPY in, COPY out.
 
-COPY parses the CSV itself, so the bytes of a block Python has checked go in as they are;
-`line` is an identity, in file order. Identifiers are composed with psycopg.sql, values
-are parameters.
+COPY parses the CSV itself, so the bytes of a block Python has checked go in as they are.
+A segment is its value columns only: a row's place in the file is its place in the heap,
+since COPY appends (autovacuum, which could offer the space of a rolled-back batch to later
+rows, is off until the segment is sealed). A store "line" is a heap page, and exports read
+ranges of pages by TID range scans, which need no index: an identity column cost COPY a
+third more time, and its BRIN index a scan of the whole table at the end. Identifiers are
+composed with psycopg.sql, values are parameters.
 """
 
 import csv
@@ -14,6 +18,7 @@ from typing import Any
 
 from django.db import DatabaseError, DataError, connection, transaction
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 from collect.datasets.cells import FORMULA_STARTS
 from collect.datasets.stores.base import (
@@ -32,7 +37,6 @@ MAX_COLUMNS = 1600  # a table's hard limit, `line` included
 # whose line ends change from line to line would otherwise be sent twice over).
 MAX_REFUSALS_IN_A_ROW = 3
 _END_OF_COPY = re.compile(rb"^\\\.\r?$", re.MULTILINE)  # COPY stops reading at a "\." line
-_QUOTED_FIELD = re.compile(rb'"[^"]*(?:""[^"]*)*"')
 
 
 class PostgresStore(SegmentStore):
@@ -50,34 +54,30 @@ class PostgresStore(SegmentStore):
             for name in value_columns(width)
         )
         _execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (line bigint generated always as identity, {})"
-            ).format(sql.Identifier(table), values)
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}) WITH ({})").format(
+                sql.Identifier(table), values, _autovacuum(False)
+            )
         )
 
     def loader(self, table: str, width: int) -> "CopyLoader":
         return CopyLoader(table, width)
 
     def seal(self, table: str) -> None:
-        # Exports read a segment by ranges of `line`, which follow the table's physical
-        # order: a BRIN index answers them and costs next to nothing to build.
+        # No row is added any more: vacuuming it may now free what rolled-back batches left.
         _execute(
-            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING brin (line)").format(
-                sql.Identifier(f"{table}_line"), sql.Identifier(table)
-            )
+            sql.SQL("ALTER TABLE {} SET ({})").format(sql.Identifier(table), _autovacuum(True))
         )
+        # The import completes with this transaction, and then its upload is deleted: it
+        # must be on disk first (see CopyLoader.load).
+        _execute(sql.SQL("SET LOCAL synchronous_commit = on"))
 
     def drop(self, table: str) -> None:
         _execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
 
     def last_line(self, table: str) -> int:
-        # The identity's last value, not max(line), which the BRIN index cannot answer (a
-        # scan of the whole table). Lines of batches rolled back are counted: a bound.
-        with connection.cursor() as cursor:
+        with connection.cursor() as cursor:  # its pages: no row is on a page past them
             cursor.execute(
-                "SELECT coalesce(pg_sequence_last_value("
-                "pg_get_serial_sequence(%s, 'line')::regclass), 0)",
-                [table],
+                "SELECT pg_relation_size(%s) / current_setting('block_size')::int", [table]
             )
             return cursor.fetchone()[0]
 
@@ -94,8 +94,9 @@ class PostgresStore(SegmentStore):
     ) -> int:
         names = [sql.Identifier(value_columns(number)[-1]) for number in columns]
         selected = sql.SQL(", ").join(names if raw else map(_neutralised, names))
-        where: list[sql.Composable] = [sql.SQL("line > %s AND line <= %s")]
-        parameters: list[object] = [after_line, up_to_line]
+        # Lines after_line + 1 … up_to_line are the pages after_line … up_to_line - 1.
+        where: list[sql.Composable] = [sql.SQL("ctid >= %s::tid AND ctid < %s::tid")]
+        parameters: list[object] = [f"({after_line},0)", f"({up_to_line},0)"]
         if timestamp is not None:
             column = sql.SQL("{}::timestamptz").format(  # sessions are UTC: naive means UTC
                 sql.Identifier(value_columns(timestamp.column + 1)[-1])
@@ -107,15 +108,14 @@ class PostgresStore(SegmentStore):
             if timestamp.end <= LAST_MOMENT:
                 where.append(sql.SQL("{} < %s::timestamptz").format(column))
                 parameters.append(moment_iso(timestamp.end))
-        # No ORDER BY: the rows of a range come in the table's physical order, which is the
-        # order COPY loaded them in; a batch is exact whatever the order inside it.
+        # No ORDER BY: a TID range scan reads the pages in order, which is the file's.
         query = sql.SQL("COPY (SELECT {} FROM {} WHERE {}) TO STDOUT (FORMAT csv)").format(
             selected, sql.Identifier(table), sql.SQL(" AND ").join(where)
         )
         with connection.cursor() as cursor:
-            # A segment fresh from its import (or after a crash, which loses the activity
-            # statistics) has none, and without them the planner may scan the whole table
-            # for each range, in parallel and compiled: use the BRIN index, plainly.
+            # A segment fresh from its import has no statistics, and without them the planner
+            # may scan the whole table for each range, in parallel and compiled: read the
+            # range's pages, plainly.
             cursor.execute(
                 "SET LOCAL enable_seqscan = off; SET LOCAL jit = off; "
                 "SET LOCAL max_parallel_workers_per_gather = 0"
@@ -140,6 +140,9 @@ class CopyLoader:
         self.refused_in_a_row = 0
 
     def load(self, batch: Batch) -> None:
+        # A batch's commit need not wait for the disk: a crash of the database that loses it
+        # loses its checkpoint with it, and the import goes on from the one before.
+        _execute(sql.SQL("SET LOCAL synchronous_commit = off"))
         try:
             self._load_with_fallback(batch)
         except DatabaseError as error:
@@ -168,7 +171,8 @@ class CopyLoader:
         line_end = None  # COPY takes the first line's line end and refuses any other
         with connection.cursor() as cursor:
             # Django wraps execute()'s errors, not COPY's: make them Django's too.
-            with connection.wrap_database_errors, cursor.copy(self.copy_sql) as copy:
+            writer = QueuedLibpqWriter(cursor.cursor)
+            with connection.wrap_database_errors, cursor.copy(self.copy_sql, writer=writer) as copy:
                 for block in blocks:
                     line_end = line_end or block.line_end
                     if block.raw is None:
@@ -182,19 +186,10 @@ class CopyLoader:
 
 def reads_alike(data: bytes) -> bool:
     """Whether COPY (FORMAT csv) parses `data`, whole UTF-8 records that Python's csv.reader
-    has accepted, into the same values. The two differ on a quote inside an unquoted field
-    (Python keeps it, PostgreSQL starts quoting there) and on a line that is just a
-    backslash and a period (PostgreSQL's end of data). Read as bytes: UTF-8 writes no
-    character but ASCII with ASCII bytes, and every byte that matters here is one."""
-    if b"\\." in data and _END_OF_COPY.search(data):
-        return False
-    if data.count(b'"') % 2:
-        return False  # an odd number of quotes: at least one of them is a bare quote
-    for quoted in _QUOTED_FIELD.finditer(data):  # each must open where a field starts
-        start = quoted.start()
-        if start and data[start - 1 : start] not in (b",", b"\r", b"\n"):
-            return False
-    return True
+    has accepted and whose every quote opens or closes a whole field, into the same values.
+    Then only a line that is just a backslash and a period differs: PostgreSQL's end of
+    data. Read as bytes: UTF-8 writes no character but ASCII with ASCII bytes."""
+    return b"\\" not in data or not _END_OF_COPY.search(data)
 
 
 def _as_csv(rows: list[list[Any]], line_end: str) -> str:
@@ -212,6 +207,11 @@ def _neutralised(column: sql.Identifier) -> sql.Composed:
     return sql.SQL("CASE WHEN ascii({0}) IN ({1}) THEN '''' || {0} ELSE {0} END").format(
         column, codes
     )
+
+
+def _autovacuum(enabled: bool) -> sql.Composed:
+    on = sql.Literal(enabled)
+    return sql.SQL("autovacuum_enabled = {0}, toast.autovacuum_enabled = {0}").format(on)
 
 
 def _text(query: sql.Composable) -> str:
