@@ -138,7 +138,14 @@ def test_a_broker_that_stops_answering_holds_up_no_request(own_redis, start_serv
 def test_a_broker_restart_while_every_slot_is_busy(own_redis, start_server, big_csv):
     stack = start_server(CELERY_BROKER_URL=own_redis.url, COLLECT_REDISPATCH_SECONDS="2")
     client = stack.client("mia")
-    jobs = [client.start_import(big_csv.path, dataset=f"copy-{n}")["task_id"] for n in range(4)]
+    jobs = []
+    for n in range(4):  # paused as they come, then let go together: all four run at once
+        jobs.append(client.start_import(big_csv.path, dataset=f"copy-{n}")["task_id"])
+        assert client.control(jobs[-1], "pause").status == 200
+    for task_id in jobs:
+        client.wait_for_status(task_id, "paused")
+    for task_id in jobs:
+        assert client.control(task_id, "resume").status == 200
     for task_id in jobs:
         client.wait_until_writing(task_id, timeout=120)
 
