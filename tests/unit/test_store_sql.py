@@ -82,6 +82,14 @@ def pg(monkeypatch):
     """The PostgreSQL store's module, on a recording connection."""
     recording = RecordingConnection()
     monkeypatch.setattr(postgres, "connection", recording)
+
+    def copy_out(query, parameters, write):  # what runs it reads from libpq itself
+        recording.copied.append((query, parameters))
+        for data in recording.output:
+            write(data)
+        return recording.rowcount
+
+    monkeypatch.setattr(postgres, "_copy_out", copy_out)
     return recording
 
 
