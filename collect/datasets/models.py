@@ -38,6 +38,9 @@ class Segment(models.Model):
     # The dates rows are written with (YYYY-MM-DD, each in its own offset), if known.
     first_day = models.CharField(max_length=10, blank=True, default="")
     last_day = models.CharField(max_length=10, blank=True, default="")
+    # The columns (0-based) where a cell may start like a formula, which an export that
+    # neutralises must look at; null: not known, any may.
+    formula_columns = models.JSONField(null=True, blank=True, default=None)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

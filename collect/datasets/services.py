@@ -89,6 +89,7 @@ def segment_catalog(
     timestamp_index: int | None,
     default_timestamp: int,
     days: tuple[str | None, str | None],
+    formula_columns: list[int] | None = None,
 ) -> Segment:
     """Enter a completed import's segment in its dataset's catalog; call it in the
     transaction that completes the import, so the two are seen together."""
@@ -106,4 +107,5 @@ def segment_catalog(
         last_line=last_line,
         first_day=first_day or "",
         last_day=last_day or "",
+        formula_columns=formula_columns,
     )

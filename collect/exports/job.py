@@ -126,7 +126,7 @@ class ExportRun:
                 after_line=self.line,
                 up_to_line=up_to,
                 timestamp=self._timestamp_filter(segment),
-                raw=self.params.raw,
+                neutralise=self._neutralised_columns(segment),
             )
             self.pace = (time.monotonic() - now) / max(1, up_to - self.line)
             self.scanned += up_to - self.line
@@ -153,6 +153,16 @@ class ExportRun:
             bytes_done=sum(piece[1] for piece in pieces),
             finished=self.segment >= len(self.plan),
         )
+
+    def _neutralised_columns(self, segment: PlannedSegment) -> frozenset[int]:
+        """The columns (1-based, as `columns`) whose formula cells get a leading quote:
+        none if raw, else those where the import saw a cell start like a formula."""
+        if self.params.raw:
+            return frozenset()
+        if segment.formula_columns is None:  # not known: any may
+            return frozenset(self.params.columns)
+        may = {number + 1 for number in segment.formula_columns}
+        return frozenset(number for number in self.params.columns if number in may)
 
     def _timestamp_filter(self, segment: PlannedSegment) -> TimeFilter | None:
         if not segment.filter or segment.timestamp_index is None:

@@ -14,6 +14,8 @@ class PlannedSegment(JobData):
     filter: bool  # whether its rows are filtered by time (else all of them are in range)
     last_line: int
     rows: int = 0  # of its lines, for sizing queries (0: planned before it was kept)
+    # The columns (0-based) where a cell may start like a formula; None: any may.
+    formula_columns: list[int] | None = None
 
     def lines_for(self, rows: int) -> int:
         """About how many of its lines hold `rows` rows: a store's line may be a page."""

@@ -95,6 +95,7 @@ def export_start(
             filter=filtered,
             last_line=segment.last_line,
             rows=segment.rows,
+            formula_columns=segment.formula_columns,
         )
         for segment, filtered in segments_in_range(dataset, start, end)
     ]

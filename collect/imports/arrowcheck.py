@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from collect.datasets.cells import FORMULA_STARTS
 from collect.timestamps import parse_timestamp
 
 # The common forms of the timestamp rule (collect.timestamps), with its fields' ranges: what
@@ -33,6 +34,10 @@ _BLANK_LINE = re.compile(rb"\n\r?\n")
 _BEFORE_A_FIELD = (ord(","), ord("\n"))
 _BEFORE_A_FIELD_SET = pa.array(_BEFORE_A_FIELD, pa.uint8())
 _AFTER_A_FIELD_SET = pa.array([ord(","), ord("\r"), ord("\n")], pa.uint8())
+_FORMULAS = pa.array(FORMULA_STARTS)
+_QUOTED_FORMULA_BYTES = tuple(b'"' + start.encode() for start in FORMULA_STARTS)
+_BARE_FORMULA_BYTES = "".join(start for start in FORMULA_STARTS if start != "\r").encode()
+_BARE_STARTS = {bytes([start]) for start in _BARE_FORMULA_BYTES}
 _PARSE = pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
 
 
@@ -50,21 +55,8 @@ def checked(records: bytes, *, width: int, timestamp_index: int | None) -> Check
     lines = plain_lines(records)
     if lines is None:
         return None
-    names = [str(number) for number in range(width)]
     try:
-        table = pacsv.read_csv(
-            io.BytesIO(records),
-            read_options=pacsv.ReadOptions(
-                column_names=names, use_threads=False, block_size=len(records) + 1
-            ),
-            parse_options=_PARSE,
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in names},
-                include_columns=[names[timestamp_index or 0]],
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        table = _read_strings(records, width, only=timestamp_index or 0)
     except pa.ArrowInvalid:  # a field count that is off, or bad UTF-8 in the column
         return None
     if timestamp_index is None:
@@ -94,6 +86,69 @@ def quotes_make_fields(records: bytes) -> bool:
     """Whether every quote opens or closes a whole field (or is a doubled one inside it):
     `a"b` and `"a"b` are an error or a value, depending on the reader."""
     return b'"' not in records or _quotes_make_fields(_as_array(records))
+
+
+def may_start_a_formula(records: bytes) -> bool:
+    """Whether some cell of `records` may start like a formula (see datasets.cells), found
+    from the bytes: a formula's first character right after a comma or a line end, or after
+    one and a quote. Also true of such bytes inside a quoted value: only a bound. (A CR
+    right after a comma or a line end ends a line, an empty cell; opening a quoted value it
+    is the cell's own.)"""
+    if records[:1] in _BARE_STARTS or records.startswith(_QUOTED_FORMULA_BYTES):
+        return True
+    data = _as_array(records)
+    size = len(data)
+    before = _byte_in(data, b",\n\r")  # a CR of its own ends a line too
+    bare = _byte_in(data, _BARE_FORMULA_BYTES)
+    if pc.any(pc.and_(before.slice(0, size - 1), bare.slice(1)), min_count=0).as_py():
+        return True
+    if b'"' not in records:
+        return False
+    opened = pc.and_(before.slice(0, size - 2), pc.equal(data, _QUOTE).slice(1, size - 2))
+    quoted = pc.or_(bare, pc.equal(data, _CR)).slice(2)
+    return bool(pc.any(pc.and_(opened, quoted), min_count=0).as_py())
+
+
+def _byte_in(data: pa.UInt8Array, choices: bytes) -> pa.BooleanArray:
+    """Where `data` holds one of `choices`: comparisons, many times faster than is_in's hash."""
+    found = pc.equal(data, pa.scalar(choices[0], pa.uint8()))
+    for choice in choices[1:]:
+        found = pc.or_(found, pc.equal(data, pa.scalar(choice, pa.uint8())))
+    return found
+
+
+def formula_columns(records: bytes, width: int) -> frozenset[int]:
+    """The columns (0-based) with a cell that starts like a formula, of whole records;
+    all of them if pyarrow cannot read the records."""
+    if not may_start_a_formula(records):
+        return frozenset()
+    try:
+        table = _read_strings(records, width)
+    except pa.ArrowInvalid:
+        return frozenset(range(width))
+    return frozenset(
+        number
+        for number, column in enumerate(table.columns)
+        if pc.any(pc.is_in(pc.utf8_slice_codeunits(column, 0, 1), value_set=_FORMULAS)).as_py()
+    )
+
+
+def _read_strings(records: bytes, width: int, only: int | None = None) -> pa.Table:
+    """The records' columns (or only the `only`th) as strings, as written."""
+    names = [str(number) for number in range(width)]
+    return pacsv.read_csv(
+        io.BytesIO(records),
+        read_options=pacsv.ReadOptions(
+            column_names=names, use_threads=False, block_size=len(records) + 1
+        ),
+        parse_options=_PARSE,
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in names},
+            include_columns=names if only is None else [names[only]],
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
 
 
 def record_end(data: bytes) -> int:

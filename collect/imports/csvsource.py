@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from collect.datasets.cells import FORMULA_STARTS
 from collect.imports import arrowcheck
 from collect.timestamps import iso_shaped
 
@@ -61,6 +62,8 @@ class Block:
     # The first and last dates (YYYY-MM-DD, as written) of its records' timestamps.
     first_day: str | None = None
     last_day: str | None = None
+    # The columns (0-based) where a cell may start like a formula (datasets.cells).
+    formula_columns: frozenset[int] = frozenset()
 
 
 class HeaderError(ValueError):
@@ -176,6 +179,9 @@ class CsvSource:
             self.pending = data[used:] + self.pending
         if only_check:
             block.raw = data[:used]
+        block.formula_columns = self._formula_columns(
+            data[:used], None if only_check else block.rows
+        )
         block.line_end = _line_end(data[:used])
         self.offset += used
         self.line += lines
@@ -213,6 +219,7 @@ class CsvSource:
                     line_end=_line_end(records),
                     first_day=found.first_day,
                     last_day=found.last_day,
+                    formula_columns=arrowcheck.formula_columns(records, width),
                 ), b""
             self.trouble_end = self.offset + used
             if used <= MIN_CHECK_BYTES:
@@ -221,6 +228,19 @@ class CsvSource:
         cut = last_line_end(records) or len(data)
         self.pending = data[cut:] + self.pending
         return None, data[:cut]
+
+    def _formula_columns(self, records: bytes, rows: list[list[Any]] | None) -> frozenset[int]:
+        """Of the block's records (`rows`, if parsed), the columns where a cell starts like
+        a formula: a bound, since rejected records count too."""
+        if rows is None:
+            return arrowcheck.formula_columns(records, self.width)
+        if not arrowcheck.may_start_a_formula(records):
+            return frozenset()
+        return frozenset(
+            number
+            for number in range(self.width)
+            if any(row[number].startswith(FORMULA_STARTS) for row in rows)
+        )
 
     def _next_chunk(self, size: int) -> tuple[bytes, bool]:
         """Bytes up to the last line break read so far, about `size` of them with what is

@@ -39,6 +39,7 @@ class ImportKind:
             default_timestamp=params.default_timestamp,
             last_line=store.last_line(table),
             days=(checkpoint.first_day, checkpoint.last_day),
+            formula_columns=checkpoint.formula_columns,
         )
         transaction.on_commit(lambda: upload_delete(params.path))
 
@@ -68,6 +69,8 @@ class ImportRun:
         self.params = params = ImportParams.from_job(job)
         checkpoint = ImportCheckpoint.from_job(job)
         self.days = (checkpoint.first_day, checkpoint.last_day)
+        known = checkpoint.formula_columns
+        self.formula_columns = set(range(len(params.columns)) if known is None else known)
         self.rows_done = job.rows_done
         self.rows_rejected = job.rows_rejected
         self.rejects: list[Reject] = []
@@ -114,6 +117,7 @@ class ImportRun:
                 line=self.source.line,
                 first_day=first_day,
                 last_day=last_day,
+                formula_columns=sorted(self.formula_columns),
             ).to_json(),
             rows_done=self.rows_done,
             rows_rejected=self.rows_rejected,
@@ -162,6 +166,7 @@ class ImportRun:
             if limit is not None and self.rows_rejected > limit:
                 raise JobFailed(f"more than {limit} rejected rows", rejects=self.rejects)
         self.rows_done += block.count
+        self.formula_columns |= block.formula_columns
         if block.first_day is not None:
             first, last = self.days
             self.days = (

@@ -33,6 +33,9 @@ class ImportCheckpoint(JobData):
     # The first and last dates of the timestamps imported so far (see Segment).
     first_day: str | None = None
     last_day: str | None = None
+    # The columns (0-based) where a cell imported so far may start like a formula; None:
+    # not known (checkpointed before they were kept), so any may.
+    formula_columns: list[int] | None = None
 
     @classmethod
     def from_job(cls, job: Job) -> "ImportCheckpoint":

@@ -129,7 +129,9 @@ def _import_create(
         job.queued_at = timezone.now()
         job.bytes_total = size
         job.bytes_done = min(header.end_offset, job.bytes_total)  # less if compressed
-        job.checkpoint = ImportCheckpoint(offset=header.end_offset, line=header.lines).to_json()
+        job.checkpoint = ImportCheckpoint(
+            offset=header.end_offset, line=header.lines, formula_columns=[]
+        ).to_json()
         params = ImportParams(
             path=path,
             filename=filename,

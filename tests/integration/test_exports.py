@@ -11,6 +11,7 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from collect.datasets.models import Segment
 from collect.exports.storage import export_dir, piece_path
 from collect.jobs import services
 from collect.jobs.models import Job
@@ -95,6 +96,23 @@ def test_columns_can_be_chosen_and_formulas_are_neutralised(api, start_import):
         api, export(api, dataset="formulas", **{"from": "2000-01-01", "to": "2100-01-01"})
     )
     assert rows[1] == ["'=SUM(A1)", "'+1", "'-1", "'@cmd", "'\tx", "'\rx", "plain", "a=b"]
+
+
+def test_the_catalog_says_which_columns_an_export_neutralises(api, start_import):
+    table = [["id", "submitted_at", "note", "other"]]
+    table += [[str(n), "2024-01-01", "plain" if n % 50 else "=1+2", "a-b, @c"] for n in range(300)]
+    segment = Segment.objects.get(job=imported(start_import, table))
+    assert segment.formula_columns == [2]  # "note": its cells, not the quoted comma and at
+
+    def first_formula() -> list[str]:
+        rows = exported(api, export(api, **{"from": "2024-01-01", "to": "2024-01-01"}))
+        return rows[1]
+
+    assert first_formula() == ["0", "2024-01-01", "'=1+2", "a-b, @c"]
+    Segment.objects.filter(pk=segment.pk).update(formula_columns=[])  # the export trusts it
+    assert first_formula() == ["0", "2024-01-01", "=1+2", "a-b, @c"]
+    Segment.objects.filter(pk=segment.pk).update(formula_columns=None)  # not known: any may
+    assert first_formula() == ["0", "2024-01-01", "'=1+2", "a-b, @c"]
 
 
 @override_settings(COLLECT_BATCH_ROWS=50)

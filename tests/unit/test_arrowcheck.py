@@ -10,7 +10,15 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from collect.imports.arrowcheck import COMMON_TIMESTAMP, checked, quotes_make_fields, record_end
+from collect.datasets.cells import FORMULA_STARTS
+from collect.imports.arrowcheck import (
+    COMMON_TIMESTAMP,
+    checked,
+    formula_columns,
+    may_start_a_formula,
+    quotes_make_fields,
+    record_end,
+)
 from collect.imports.csvsource import CsvSource
 from collect.timestamps import ISO_TIMESTAMP, parse_timestamp
 
@@ -130,3 +138,24 @@ def test_quotes_make_fields(text, whole):
 def test_the_vectorized_quote_rule_is_the_regex_one(text):
     data = text.encode()
     assert quotes_make_fields(data) is whole_fields_by_regex(data)
+
+
+@given(csv_blocks())
+@example((b'1,"\rx"\r\n', 2, None))
+@example((b'\tx,"=y"\n', 2, None))
+@example((b'",,,\n"\n\r-",,,\n', 4, None))  # after a CR of its own, a line starts
+def test_every_column_with_a_cell_like_a_formula_is_found(block):
+    data, width, _ = block
+    try:
+        rows = list(csv.reader(io.StringIO(data.decode(), newline=""), strict=True))
+    except (csv.Error, UnicodeDecodeError):
+        return  # Python reads such a block row by row: with the rows, it is exact
+    columns = {
+        number
+        for row in rows
+        if len(row) == width
+        for number, cell in enumerate(row)
+        if cell.startswith(FORMULA_STARTS)
+    }
+    assert may_start_a_formula(data) or not columns
+    assert columns <= formula_columns(data, width)

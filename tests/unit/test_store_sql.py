@@ -143,7 +143,7 @@ def test_postgres_last_line_is_the_last_heap_page(pg):
 def export(store, **options) -> list[bytes]:
     written: list[bytes] = []
     defaults = {"columns": [2, 1], "after_line": 10, "up_to_line": 20, "timestamp": None}
-    rows = store.export(TABLE, written.append, **{**defaults, "raw": True, **options})
+    rows = store.export(TABLE, written.append, **{**defaults, "neutralise": (), **options})
     return rows, written
 
 
@@ -165,12 +165,12 @@ def test_postgres_exports_a_range_of_lines_raw(pg):
     ]
 
 
-def test_postgres_neutralises_formula_cells_in_sql(pg):
-    export(PostgresStore(), columns=[3], raw=False)
+def test_postgres_neutralises_formula_cells_in_sql_where_asked(pg):
+    export(PostgresStore(), columns=[3, 1], neutralise={3})
     [(query, parameters)] = pg.copied
     assert query == (
         f"COPY (SELECT CASE WHEN ascii(\"c3\") IN ({FORMULA_CODES}) THEN '''' || \"c3\" "
-        f'ELSE "c3" END FROM "{TABLE}" WHERE ctid >= %s::tid AND ctid < %s::tid) '
+        f'ELSE "c3" END, "c1" FROM "{TABLE}" WHERE ctid >= %s::tid AND ctid < %s::tid) '
         "TO STDOUT (FORMAT csv)"
     )
     assert parameters == ["(10,0)", "(20,0)"]
@@ -262,7 +262,7 @@ def test_sqlite_last_line_is_the_largest_rowid(lite):
 def test_sqlite_exports_by_its_timestamp_function_and_neutralises_in_python(lite):
     lite.output = [("=1+2", "1"), ("plain", "2")]
     start, end = parse_timestamp("2024-01-01"), parse_timestamp("2024-01-02")
-    rows, written = export(SqliteStore(), timestamp=TimeFilter(1, start, end), raw=False)
+    rows, written = export(SqliteStore(), timestamp=TimeFilter(1, start, end), neutralise={2, 1})
     assert lite.executed == [
         (
             f'SELECT "c2", "c1" FROM "{TABLE}" WHERE line > %s AND line <= %s '
@@ -280,3 +280,9 @@ def test_sqlite_exports_raw_cells_as_they_are(lite):
         (f'SELECT "c1" FROM "{TABLE}" WHERE line > %s AND line <= %s ORDER BY line', [10, 20])
     ]
     assert (rows, written) == (1, [b'"=1+2"\n'])
+
+
+def test_sqlite_neutralises_only_the_columns_asked(lite):
+    lite.output = [("=1+2", "=3")]
+    rows, written = export(SqliteStore(), neutralise={1})  # columns [2, 1]: the second place
+    assert (rows, written) == (1, [b'"=1+2","\'=3"\n'])

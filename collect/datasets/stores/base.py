@@ -9,7 +9,7 @@ it wrote. Each database has a store of its own
 everything that is one database's own lives in its store and nowhere else.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
@@ -90,11 +90,12 @@ class SegmentStore:
         after_line: int,
         up_to_line: int,
         timestamp: TimeFilter | None,
-        raw: bool,
+        neutralise: Collection[int],
     ) -> int:
         """Write the rows with `after_line < line <= up_to_line` (and in `timestamp`'s span)
         as CSV with LF line ends, values of the 1-based `columns` only; returns how many.
-        Unless `raw`, cells that a spreadsheet would run as a formula get a leading quote."""
+        In the `neutralise` columns (1-based, of `columns`), cells that a spreadsheet would
+        run as a formula get a leading quote."""
         raise NotImplementedError
 
     def connection_created(self, connection: BaseDatabaseWrapper) -> None:

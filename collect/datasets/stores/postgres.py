@@ -14,7 +14,7 @@ import io
 import logging
 import re
 import select
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from django.db import DatabaseError, DataError, connection, transaction
@@ -91,10 +91,13 @@ class PostgresStore(SegmentStore):
         after_line: int,
         up_to_line: int,
         timestamp: TimeFilter | None,
-        raw: bool,
+        neutralise: Collection[int],
     ) -> int:
         names = [sql.Identifier(value_columns(number)[-1]) for number in columns]
-        selected = sql.SQL(", ").join(names if raw else map(_neutralised, names))
+        selected = sql.SQL(", ").join(
+            _neutralised(name) if number in neutralise else name
+            for number, name in zip(columns, names, strict=True)
+        )
         # Lines after_line + 1 … up_to_line are the pages after_line … up_to_line - 1.
         where: list[sql.Composable] = [sql.SQL("ctid >= %s::tid AND ctid < %s::tid")]
         parameters: list[object] = [f"({after_line},0)", f"({up_to_line},0)"]

@@ -6,7 +6,7 @@ parameters. Exports filter by `collect_timestamp(text)`, a function of this stor
 """
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -52,7 +52,7 @@ class SqliteStore(SegmentStore):
         after_line: int,
         up_to_line: int,
         timestamp: TimeFilter | None,
-        raw: bool,
+        neutralise: Collection[int],
     ) -> int:
         names = ", ".join(_quoted(value_columns(number)[-1]) for number in columns)
         where = "line > %s AND line <= %s"
@@ -66,8 +66,12 @@ class SqliteStore(SegmentStore):
                 f"SELECT {names} FROM {_quoted(table)} WHERE {where} ORDER BY line", parameters
             )
             rows = cursor.fetchall()
-        if not raw:
-            rows = [[neutralised(value) for value in row] for row in rows]
+        places = [place for place, number in enumerate(columns) if number in neutralise]
+        if places:
+            rows = [list(row) for row in rows]
+            for row in rows:
+                for place in places:
+                    row[place] = neutralised(row[place])
         write(csv_bytes(rows))
         return len(rows)
 
