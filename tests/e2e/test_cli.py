@@ -64,6 +64,12 @@ def upload_offset(carol, upload_url: str) -> int:
     return int(reply.headers["Upload-Offset"])
 
 
+def as_from_a_terminal() -> None:
+    """Ctrl-C as a terminal sends it: a shell that runs the suite in the background has
+    made SIGINT ignored, and the CLI under test would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_upload_wait_imports_the_file_and_prints_the_task(server, carol, cli_env, tmp_path):
     source = tmp_path / "small.csv.gz"
     rows = [["id", "submitted_at", "answer"]] + [[str(n), "2025-03-01", "yes"] for n in range(500)]
@@ -87,7 +93,11 @@ def test_an_upload_stopped_by_ctrl_c_resumes_where_it_stopped(
 ):
     command = [str(COLLECT), "upload", str(big_csv.path), "--dataset", "cli-resume"]
     first = subprocess.Popen(
-        [*command, "--chunk-mib", CHUNK_MIB], env=cli_env, stderr=subprocess.PIPE, text=True
+        [*command, "--chunk-mib", CHUNK_MIB],
+        env=cli_env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_from_a_terminal,
     )
     url = wait_until(
         lambda: next(iter(remembered_uploads(cli_env).values()), None),
@@ -318,7 +328,12 @@ def test_ctrl_c_while_the_import_runs_leaves_it_running_and_wait_picks_it_up(
 ):
     command = [str(COLLECT), "upload", str(big_csv.path), "--dataset", "cli-ctrl-c", "--wait"]
     first = subprocess.Popen(
-        command, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_from_a_terminal,
     )
     assert first.stdout is not None
     task_id = first.stdout.readline().strip()  # printed once the upload is done
