@@ -35,9 +35,10 @@ _BEFORE_A_FIELD = (ord(","), ord("\n"))
 _BEFORE_A_FIELD_SET = pa.array(_BEFORE_A_FIELD, pa.uint8())
 _AFTER_A_FIELD_SET = pa.array([ord(","), ord("\r"), ord("\n")], pa.uint8())
 _FORMULAS = pa.array(FORMULA_STARTS)
-_QUOTED_FORMULA_BYTES = tuple(b'"' + start.encode() for start in FORMULA_STARTS)
-_BARE_FORMULA_BYTES = "".join(start for start in FORMULA_STARTS if start != "\r").encode()
-_BARE_STARTS = {bytes([start]) for start in _BARE_FORMULA_BYTES}
+# A CR right after a comma or a line end ends a line (an empty cell); opening a quoted
+# value it is the cell's own. A CR of its own ends a line too.
+_BARE = "[" + re.escape("".join(start for start in FORMULA_STARTS if start != "\r")) + "]"
+_FORMULA_START = f'(^|[,\\n\\r])("?{_BARE}|"\\r)'
 _PARSE = pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
 
 
@@ -90,31 +91,10 @@ def quotes_make_fields(records: bytes) -> bool:
 
 def may_start_a_formula(records: bytes) -> bool:
     """Whether some cell of `records` may start like a formula (see datasets.cells), found
-    from the bytes: a formula's first character right after a comma or a line end, or after
-    one and a quote. Also true of such bytes inside a quoted value: only a bound. (A CR
-    right after a comma or a line end ends a line, an empty cell; opening a quoted value it
-    is the cell's own.)"""
-    if records[:1] in _BARE_STARTS or records.startswith(_QUOTED_FORMULA_BYTES):
-        return True
-    data = _as_array(records)
-    size = len(data)
-    before = _byte_in(data, b",\n\r")  # a CR of its own ends a line too
-    bare = _byte_in(data, _BARE_FORMULA_BYTES)
-    if pc.any(pc.and_(before.slice(0, size - 1), bare.slice(1)), min_count=0).as_py():
-        return True
-    if b'"' not in records:
-        return False
-    opened = pc.and_(before.slice(0, size - 2), pc.equal(data, _QUOTE).slice(1, size - 2))
-    quoted = pc.or_(bare, pc.equal(data, _CR)).slice(2)
-    return bool(pc.any(pc.and_(opened, quoted), min_count=0).as_py())
-
-
-def _byte_in(data: pa.UInt8Array, choices: bytes) -> pa.BooleanArray:
-    """Where `data` holds one of `choices`: comparisons, many times faster than is_in's hash."""
-    found = pc.equal(data, pa.scalar(choices[0], pa.uint8()))
-    for choice in choices[1:]:
-        found = pc.or_(found, pc.equal(data, pa.scalar(choice, pa.uint8())))
-    return found
+    from the bytes by RE2: a formula's first character right after a comma or a line end,
+    or after one and a quote. Also true of such bytes inside a quoted value: only a bound."""
+    found = pc.match_substring_regex(pa.array([records], pa.binary()), _FORMULA_START)
+    return bool(found[0].as_py())
 
 
 def formula_columns(records: bytes, width: int) -> frozenset[int]:
