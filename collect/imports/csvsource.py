@@ -1,10 +1,13 @@
 """Reading an uploaded CSV file as a stream of parsed blocks, resumable at any block boundary.
 
-This is the import's hot path, so the common case stays inside C code: a block of 256 KiB
-is decoded in one call and parsed by one `csv.reader`; per row Python only checks the field
-count and, when there is one, parses the timestamp. Rare trouble (bad UTF-8, NUL, broken
-quoting) sends only its own block down a slower, row-by-row path. It knows no database: a
-store that can take a block's bytes as they are says which ones (`raw_if`).
+This is the import's hot path, so the common case stays inside C code. For a store that can
+take a block's bytes as they are (`raw_if`: PostgreSQL's COPY), a block of 1 MiB is checked
+with no row in Python (collect/imports/arrowcheck.py), and one that fails is halved down to
+64 KiB around the trouble. Else a block of 256 KiB is decoded in one call and parsed by one
+`csv.reader`; per row Python only checks the field count and, when there is one, parses the
+timestamp. Rare trouble (bad UTF-8, NUL, broken quoting) sends only its own block down a
+slower, row-by-row path, which finds each rejected row's line and reason. It knows no
+database.
 
 A block always ends at a record boundary, so `(offset, line)` after any block is a checkpoint
 from which a new reader continues with no row read twice and none skipped.
@@ -197,19 +200,9 @@ class CsvSource:
         # Past a check that failed, the next starts with the records it failed on.
         trouble = self.trouble_end - self.offset
         records = data[:trouble] if trouble > 0 else data
-        width, timestamp_index = self.width, self.timestamp_index
         while used := arrowcheck.record_end(records):
             records = records[:used]
-            # No field of so few bytes is over the limit, which Python's reader enforces.
-            if (
-                used <= MAX_FIELD_CHARS
-                and raw_if(records)
-                and (
-                    found := arrowcheck.checked(
-                        records, width=width, timestamp_index=timestamp_index
-                    )
-                )
-            ):
+            if found := self._all_good(records, raw_if):
                 self.pending = data[used:] + self.pending
                 self.offset += used
                 self.line += found.lines
@@ -219,7 +212,7 @@ class CsvSource:
                     line_end=_line_end(records),
                     first_day=found.first_day,
                     last_day=found.last_day,
-                    formula_columns=arrowcheck.formula_columns(records, width),
+                    formula_columns=arrowcheck.formula_columns(records, self.width),
                 ), b""
             self.trouble_end = self.offset + used
             if used <= MIN_CHECK_BYTES:
@@ -228,6 +221,14 @@ class CsvSource:
         cut = last_line_end(records) or len(data)
         self.pending = data[cut:] + self.pending
         return None, data[:cut]
+
+    def _all_good(
+        self, records: bytes, raw_if: Callable[[bytes], bool]
+    ) -> arrowcheck.Checked | None:
+        # No field of so few bytes is over the limit, which Python's reader enforces.
+        if len(records) > MAX_FIELD_CHARS or not raw_if(records):
+            return None
+        return arrowcheck.checked(records, width=self.width, timestamp_index=self.timestamp_index)
 
     def _formula_columns(self, records: bytes, rows: list[list[Any]] | None) -> frozenset[int]:
         """Of the block's records (`rows`, if parsed), the columns where a cell starts like
