@@ -435,9 +435,10 @@ class CollectServer:
         return SegmentStats(*self._query(f"SELECT count(*), count(DISTINCT c1) FROM {table}")[0])
 
     def segment_ids(self, task_id: str) -> list[str]:
-        """The first column of the rows written, in file order."""
-        sql = f"SELECT c1 FROM {segment_table(task_id)} ORDER BY line"
-        return [value for (value,) in self._query(sql)]
+        """The first column of the rows written, sorted: on PostgreSQL the rows are in the
+        heap's order, which is the file's but for a row COPY put in room left on an earlier
+        page, so only what was written is compared, each row as often as it was."""
+        return sorted(value for (value,) in self._query(f"SELECT c1 FROM {segment_table(task_id)}"))
 
     def __str__(self) -> str:
         return f"collect serve on port {self.port} (data in {self.data_dir})"

@@ -203,7 +203,7 @@ def test_a_bad_row_is_listed_and_skipped_with_on_error_skip(server, alice):
     assert job["progress"]["rows_done"] == good_rows
     assert job["progress"]["rows_rejected"] == 1
     ids = server.segment_ids(task_id)
-    assert ids == [str(number) for number in range(1, 11) if number != bad_line - 1]
+    assert ids == sorted(str(number) for number in range(1, 11) if number != bad_line - 1)
     reply = alice.get(f"/api/tasks/{task_id}/errors/")
     assert reply.status == 200
     assert reply.headers["Content-Type"].startswith("text/csv")

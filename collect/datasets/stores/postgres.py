@@ -1,11 +1,12 @@
 """The PostgreSQL segment store: COPY in, COPY out.
 
 COPY parses the CSV itself, so the bytes of a block Python has checked go in as they are.
-A segment is its value columns only: a row's place in the file is its place in the heap,
-since COPY appends (autovacuum, which could offer the space of a rolled-back batch to later
-rows, is off until the segment is sealed). A store "line" is a heap page, and exports read
-ranges of pages by TID range scans, which need no index: an identity column cost COPY a
-third more time, and its BRIN index a scan of the whole table at the end. Identifiers are
+A segment is its value columns only, in the heap's order: COPY appends, so that is the
+file's, but for a row that COPY puts in room left on an earlier page (autovacuum, which would
+offer it the room of a rolled-back batch too, is off until the segment is sealed). A store
+"line" is a heap page, and exports read ranges of pages by TID range scans, which need no
+index: an identity column cost COPY a third more time, and its BRIN index a scan of the
+whole table at the end. Each row is in exactly one range, so an export has it once. Identifiers are
 composed with psycopg.sql, values are parameters.
 """
 
@@ -112,7 +113,7 @@ class PostgresStore(SegmentStore):
             if timestamp.end <= LAST_MOMENT:
                 where.append(sql.SQL("{} < %s::timestamptz").format(column))
                 parameters.append(moment_iso(timestamp.end))
-        # No ORDER BY: a TID range scan reads the pages in order, which is the file's.
+        # No ORDER BY: a TID range scan reads the pages in order (see the module).
         query = sql.SQL("COPY (SELECT {} FROM {} WHERE {}) TO STDOUT (FORMAT csv)").format(
             selected, sql.Identifier(table), sql.SQL(" AND ").join(where)
         )
