@@ -10,8 +10,10 @@ each rejected row with its line and reason. What this passes, Python's reader pa
 the database then checks what both leave to it (UTF-8), and a block it refuses is redone.
 """
 
+import functools
 import io
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 
@@ -39,7 +41,27 @@ _FORMULAS = pa.array(FORMULA_STARTS)
 # value it is the cell's own. A CR of its own ends a line too.
 _BARE = "[" + re.escape("".join(start for start in FORMULA_STARTS if start != "\r")) + "]"
 _FORMULA_START = f'(^|[,\\n\\r])("?{_BARE}|"\\r)'
+_FORMULA_CLASS = "".join({"\t": r"\t", "\r": r"\r"}.get(c, re.escape(c)) for c in FORMULA_STARTS)
+# COMMON_TIMESTAMP with only the days of the calendar: no year 0, no 31st of April, the 29th
+# of February of leap years only.
+_MONTH_DAY = (
+    "(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    "|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+)
+_YEAR = "(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"
+_LEAP_DAY = (
+    "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29"
+)
+_TIMESTAMP = (
+    f"(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_DAY})"
+    r"(?:[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+    r"(?:Z|[+-](?:0[0-9]|1[0-5])(?::?[0-5][0-9])?)?)?"
+)
+_TIMESTAMP_FIELD = f'(?:{_TIMESTAMP}|"{_TIMESTAMP}")'
 _PARSE = pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
+# The record pattern (`checked_by_pattern`) is compiled by every call, at a cost that grows
+# with the width: past this many columns the general check is cheaper.
+MAX_PATTERN_WIDTH = 64
 
 
 @dataclass(frozen=True)
@@ -66,6 +88,64 @@ def checked(records: bytes, *, width: int, timestamp_index: int | None) -> Check
     if days is None:
         return None
     return Checked(table.num_rows, lines, *days)
+
+
+def checked_by_pattern(
+    records: bytes, *, width: int, timestamp_index: int | None, may_have_formulas: Collection[int]
+) -> Checked | None:
+    """`checked`, at about half its cost, for records that match `record_pattern`: their
+    bytes are read by one RE2 pass and one column by pyarrow. None if they do not match;
+    then no cell outside the `may_have_formulas` columns starts like a formula, either."""
+    if width > MAX_PATTERN_WIDTH or b"\x00" in records:
+        return None
+    crlf = b"\r" in records
+    pattern = record_pattern(width, timestamp_index, frozenset(may_have_formulas), crlf=crlf)
+    if not _matches(records, pattern):
+        return None
+    try:  # its field count is known now: one column gives the count and the days
+        column = _read_strings(records, width, only=timestamp_index or 0).column(0)
+    except pa.ArrowInvalid:  # bad UTF-8 in that column
+        return None
+    lines = records.count(b"\n")
+    if timestamp_index is None:
+        return Checked(len(column), lines, None, None)
+    least_and_greatest = pc.min_max(pc.utf8_slice_codeunits(column, 0, 10)).as_py()
+    return Checked(len(column), lines, least_and_greatest["min"], least_and_greatest["max"])
+
+
+@functools.lru_cache(maxsize=64)
+def record_pattern(
+    width: int, timestamp_index: int | None, may_have_formulas: frozenset[int], *, crlf: bool
+) -> str:
+    """A regex for whole records that every reader reads alike (see `plain_lines`), field by
+    field: `width` fields, a valid timestamp in that column, no cell that starts like a
+    formula but in the `may_have_formulas` columns; every line ends as `crlf` says, and a CR
+    inside a quoted value is the start of a CRLF (a CR of its own is a line end to Python)."""
+    fields = [
+        _TIMESTAMP_FIELD
+        if number == timestamp_index
+        else _field(formula=number in may_have_formulas, crlf=crlf, may_be_empty=width > 1)
+        for number in range(width)
+    ]
+    line_end = r"\r\n" if crlf else r"\n"
+    return "^(?:" + ",".join(fields) + line_end + ")*$"
+
+
+def _field(*, formula: bool, crlf: bool, may_be_empty: bool) -> str:
+    inside = r'(?:[^"\r]|""|\r\n)' if crlf else r'(?:[^"]|"")'
+    if formula:
+        bare_first, quoted_first = r'[^",\r\n]', inside
+    else:  # the value's first character is no formula's
+        bare_first = rf'[^",\r\n{_FORMULA_CLASS}]'
+        quoted_first = rf'(?:[^"{_FORMULA_CLASS}]|"")'
+    bare = rf'{bare_first}[^",\r\n]*'
+    if may_be_empty:  # with one column, an empty line is a blank line: no record to Python
+        bare = f"(?:{bare})?"
+    return f'(?:{bare}|"(?:{quoted_first}{inside}*)?")'
+
+
+def _matches(records: bytes, pattern: str) -> bool:
+    return bool(pc.match_substring_regex(pa.array([records], pa.binary()), pattern)[0].as_py())
 
 
 def plain_lines(records: bytes) -> int | None:

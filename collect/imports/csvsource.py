@@ -15,7 +15,7 @@ from which a new reader continues with no row read twice and none skipped.
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -122,12 +122,15 @@ class CsvSource:
         columns: list[str],
         timestamp_index: int | None,
         number_rows: bool = True,
+        formula_columns: Iterable[int] = (),
     ) -> None:
         self.stream = stream
         self.columns = columns
         self.width = len(columns)
         self.timestamp_index = timestamp_index
         self.number_rows = number_rows  # each row ends with the file line it starts on
+        # The columns where a cell read so far may start like a formula (a bound).
+        self.formula_columns = set(formula_columns)
         self.rewind(offset, line)
 
     def rewind(self, offset: int, line: int) -> None:
@@ -185,6 +188,7 @@ class CsvSource:
         block.formula_columns = self._formula_columns(
             data[:used], None if only_check else block.rows
         )
+        self.formula_columns |= block.formula_columns
         block.line_end = _line_end(data[:used])
         self.offset += used
         self.line += lines
@@ -202,17 +206,19 @@ class CsvSource:
         records = data[:trouble] if trouble > 0 else data
         while used := arrowcheck.record_end(records):
             records = records[:used]
-            if found := self._all_good(records, raw_if):
+            if good := self._all_good(records, raw_if):
+                found, formula_columns = good
                 self.pending = data[used:] + self.pending
                 self.offset += used
                 self.line += found.lines
+                self.formula_columns |= formula_columns
                 return Block(
                     raw=records,
                     count=found.count,
                     line_end=_line_end(records),
                     first_day=found.first_day,
                     last_day=found.last_day,
-                    formula_columns=arrowcheck.formula_columns(records, self.width),
+                    formula_columns=formula_columns,
                 ), b""
             self.trouble_end = self.offset + used
             if used <= MIN_CHECK_BYTES:
@@ -224,11 +230,36 @@ class CsvSource:
 
     def _all_good(
         self, records: bytes, raw_if: Callable[[bytes], bool]
-    ) -> arrowcheck.Checked | None:
+    ) -> tuple[arrowcheck.Checked, frozenset[int]] | None:
+        """Their check, and the columns where a cell of theirs may start like a formula
+        (those known before aside); None if they are not all good or not known to be."""
         # No field of so few bytes is over the limit, which Python's reader enforces.
         if len(records) > MAX_FIELD_CHARS or not raw_if(records):
             return None
-        return arrowcheck.checked(records, width=self.width, timestamp_index=self.timestamp_index)
+        width, timestamp_index = self.width, self.timestamp_index
+        if width > arrowcheck.MAX_PATTERN_WIDTH:
+            found = arrowcheck.checked(records, width=width, timestamp_index=timestamp_index)
+            return self._with_formula_columns(found, records)
+        found = arrowcheck.checked_by_pattern(
+            records,
+            width=width,
+            timestamp_index=timestamp_index,
+            may_have_formulas=self.formula_columns,
+        )
+        if found is not None:  # the common case: nothing new in these records
+            return found, frozenset()
+        if len(self.formula_columns) == width:
+            return None
+        # Else a cell may start like a formula in a column where none did before.
+        found = arrowcheck.checked_by_pattern(
+            records, width=width, timestamp_index=timestamp_index, may_have_formulas=range(width)
+        )
+        return self._with_formula_columns(found, records)
+
+    def _with_formula_columns(
+        self, found: arrowcheck.Checked | None, records: bytes
+    ) -> tuple[arrowcheck.Checked, frozenset[int]] | None:
+        return None if found is None else (found, arrowcheck.formula_columns(records, self.width))
 
     def _formula_columns(self, records: bytes, rows: list[list[Any]] | None) -> frozenset[int]:
         """Of the block's records (`rows`, if parsed), the columns where a cell starts like

@@ -70,7 +70,6 @@ class ImportRun:
         checkpoint = ImportCheckpoint.from_job(job)
         self.days = (checkpoint.first_day, checkpoint.last_day)
         known = checkpoint.formula_columns
-        self.formula_columns = set(range(len(params.columns)) if known is None else known)
         self.rows_done = job.rows_done
         self.rows_rejected = job.rows_rejected
         self.rejects: list[Reject] = []
@@ -88,6 +87,7 @@ class ImportRun:
             columns=params.columns,
             timestamp_index=params.timestamp_index,
             number_rows=self.store.numbers_rows,
+            formula_columns=range(len(params.columns)) if known is None else known,
         )
         table = segment_table(job.id)
         self.store.create(table, len(params.columns))
@@ -117,7 +117,7 @@ class ImportRun:
                 line=self.source.line,
                 first_day=first_day,
                 last_day=last_day,
-                formula_columns=sorted(self.formula_columns),
+                formula_columns=sorted(self.source.formula_columns),
             ).to_json(),
             rows_done=self.rows_done,
             rows_rejected=self.rows_rejected,
@@ -166,7 +166,6 @@ class ImportRun:
             if limit is not None and self.rows_rejected > limit:
                 raise JobFailed(f"more than {limit} rejected rows", rejects=self.rejects)
         self.rows_done += block.count
-        self.formula_columns |= block.formula_columns
         if block.first_day is not None:
             first, last = self.days
             self.days = (

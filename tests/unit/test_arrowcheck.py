@@ -14,6 +14,7 @@ from collect.datasets.cells import FORMULA_STARTS
 from collect.imports.arrowcheck import (
     COMMON_TIMESTAMP,
     checked,
+    checked_by_pattern,
     formula_columns,
     may_start_a_formula,
     quotes_make_fields,
@@ -98,6 +99,43 @@ def test_a_block_pyarrow_passes_python_passes_too(block):
         return  # Python reads it, whatever it holds
     reading = python_reading(data, width, timestamp_index)
     assert reading == (found.count, 0, found.lines), (data, found)
+
+
+@given(csv_blocks(), st.sets(st.integers(0, 3)))
+@example((b'1,"x"y\n', 2, None), set())
+@example((b"1,2\n\n3,4\n", 2, None), set())
+@example((b"x\n\ny\n", 1, None), set())
+@example((b"2024-02-29,a\n2023-02-29,b\n", 2, 0), set())
+@example((b"0000-01-01,a\n", 2, 0), set())
+@example((b'1,"a\rb"\r\n', 2, None), set())
+@example((b'1,"a\r\nb"\r\n2,"\n"\r\n', 2, None), set())
+@example((b"1,2\r\n3,4\n", 2, None), set())
+@example((b'-1,"=x"\n', 2, None), {0})
+def test_a_block_the_record_pattern_passes_python_passes_too(block, may_have_formulas):
+    """And no cell of a column outside `may_have_formulas` starts like a formula."""
+    data, width, timestamp_index = block
+    used = record_end(data)
+    if not used:
+        return
+    data = data[:used]
+    found = checked_by_pattern(
+        data, width=width, timestamp_index=timestamp_index, may_have_formulas=may_have_formulas
+    )
+    if found is None:
+        return  # the general check decides
+    reading = python_reading(data, width, timestamp_index)
+    assert reading == (found.count, 0, found.lines), (data, found)
+    rows = list(csv.reader(io.StringIO(data.decode(), newline=""), strict=True))
+    assert {
+        number
+        for row in rows
+        for number, cell in enumerate(row)
+        if cell.startswith(FORMULA_STARTS)
+    } <= may_have_formulas, data
+    if timestamp_index is not None:
+        days = sorted(row[timestamp_index][:10] for row in rows)
+        assert (found.first_day, found.last_day) == (days[0], days[-1])
+    assert data.endswith(b"\r\n") is (b"\r" in data)  # one line end: COPY takes one
 
 
 def whole_fields_by_regex(records: bytes) -> bool:
