@@ -98,8 +98,13 @@ def checked_by_pattern(
     then no cell outside the `may_have_formulas` columns starts like a formula, either."""
     if width > MAX_PATTERN_WIDTH or b"\x00" in records:
         return None
-    crlf = b"\r" in records
-    pattern = record_pattern(width, timestamp_index, frozenset(may_have_formulas), crlf=crlf)
+    pattern = record_pattern(
+        width,
+        timestamp_index,
+        frozenset(may_have_formulas),
+        crlf=records.endswith(b"\r\n"),
+        returns=b"\r" in records,
+    )
     if not _matches(records, pattern):
         return None
     try:  # its field count is known now: one column gives the count and the days
@@ -115,24 +120,31 @@ def checked_by_pattern(
 
 @functools.lru_cache(maxsize=64)
 def record_pattern(
-    width: int, timestamp_index: int | None, may_have_formulas: frozenset[int], *, crlf: bool
+    width: int,
+    timestamp_index: int | None,
+    may_have_formulas: frozenset[int],
+    *,
+    crlf: bool,
+    returns: bool,
 ) -> str:
     """A regex for whole records that every reader reads alike (see `plain_lines`), field by
     field: `width` fields, a valid timestamp in that column, no cell that starts like a
-    formula but in the `may_have_formulas` columns; every line ends as `crlf` says, and a CR
-    inside a quoted value is the start of a CRLF (a CR of its own is a line end to Python)."""
+    formula but in the `may_have_formulas` columns; every record ends with CRLF if `crlf`,
+    else with LF (COPY takes one line end only); with `returns` (of the bytes, else none), a
+    CR inside a quoted value is the start of a CRLF (a CR of its own is a line end to
+    Python, which would count the lines otherwise)."""
     fields = [
         _TIMESTAMP_FIELD
         if number == timestamp_index
-        else _field(formula=number in may_have_formulas, crlf=crlf, may_be_empty=width > 1)
+        else _field(formula=number in may_have_formulas, returns=returns, may_be_empty=width > 1)
         for number in range(width)
     ]
     line_end = r"\r\n" if crlf else r"\n"
     return "^(?:" + ",".join(fields) + line_end + ")*$"
 
 
-def _field(*, formula: bool, crlf: bool, may_be_empty: bool) -> str:
-    inside = r'(?:[^"\r]|""|\r\n)' if crlf else r'(?:[^"]|"")'
+def _field(*, formula: bool, returns: bool, may_be_empty: bool) -> str:
+    inside = r'(?:[^"\r]|""|\r\n)' if returns else r'(?:[^"]|"")'
     if formula:
         bare_first, quoted_first = r'[^",\r\n]', inside
     else:  # the value's first character is no formula's

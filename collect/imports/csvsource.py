@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 BLOCK_BYTES = 1 << 18  # 256 KiB: ~1,000 rows; smaller blocks start COPY sooner in a batch
 # Checked by pyarrow: each call has a fixed cost, so larger blocks; one that fails is halved
-# down to this, so that Python reads only the records near the trouble.
+# down to this, so that Python reads only the records near the trouble, and the blocks after
+# it start that small again, doubling with each that passes: trouble often comes in runs.
 CHECK_BYTES, MIN_CHECK_BYTES = 1 << 20, 1 << 16
 PENDING_READ_BYTES = 1 << 12  # read at least this much past what is pending
 MAX_FIELD_CHARS = 1 << 20
@@ -141,6 +142,7 @@ class CsvSource:
         self.pending = b""
         self.exhausted = False
         self.trouble_end = 0  # where the records of the last check that failed end
+        self.check_bytes = CHECK_BYTES
 
     @property
     def finished(self) -> bool:
@@ -154,7 +156,7 @@ class CsvSource:
         `raw_if`, a block whose bytes are just its good records and that `raw_if(bytes)`
         accepts comes as those bytes (`raw`), without its rows."""
         data, at_end = self._next_chunk(
-            min(max_bytes, BLOCK_BYTES if raw_if is None else CHECK_BYTES)
+            min(max_bytes, BLOCK_BYTES if raw_if is None else self.check_bytes)
         )
         if not data:
             return None
@@ -208,6 +210,7 @@ class CsvSource:
             records = records[:used]
             if good := self._all_good(records, raw_if):
                 found, formula_columns = good
+                self.check_bytes = min(CHECK_BYTES, 2 * self.check_bytes)
                 self.pending = data[used:] + self.pending
                 self.offset += used
                 self.line += found.lines
@@ -221,6 +224,7 @@ class CsvSource:
                     formula_columns=formula_columns,
                 ), b""
             self.trouble_end = self.offset + used
+            self.check_bytes = MIN_CHECK_BYTES
             if used <= MIN_CHECK_BYTES:
                 break
             records = records[: used // 2]
