@@ -193,6 +193,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+    # Kept, not one per request: opening one (its pragmas, Django's SQL functions) took
+    # most of a status read's time, in the process that also runs the jobs.
+    DATABASES["default"]["CONN_MAX_AGE"] = 60
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"] = postgres_session_options(
         DATABASES["default"].get("OPTIONS", {}),

@@ -245,12 +245,15 @@ def test_sqlite_creates_and_drops_a_segment_keyed_by_its_line(lite):
     ]
 
 
-def test_sqlite_inserts_values_and_line_as_parameters(lite):
+def test_sqlite_inserts_values_as_parameters_and_leaves_the_line_to_sqlite(lite):
     loader = SqliteStore().loader(TABLE, 3)
     assert isinstance(loader, InsertLoader)
-    assert loader.insert_sql == (
-        f'INSERT INTO "{TABLE}" ("c1", "c2", "c3", "line") VALUES (%s, %s, %s, %s)'
-    )
+    assert loader.insert_sql == f'INSERT INTO "{TABLE}" ("c1", "c2", "c3") VALUES (?, ?, ?)'
+
+
+@pytest.mark.parametrize(("data", "taken"), [(b"1,\xc3\xa9\n", True), (b"1,\xc3\n", False)])
+def test_sqlite_takes_as_is_only_utf8(data, taken):
+    assert SqliteStore().takes_as_is(data) is taken
 
 
 def test_sqlite_last_line_is_the_largest_rowid(lite):

@@ -2,7 +2,7 @@
 
 A segment is the values as text, exactly as written, in `c1..cN`, in the order of its file;
 each row has a "line", a position in that order that the store chooses (SQLite's is the
-file line, PostgreSQL's the heap page, which many rows share). An import becomes visible
+rowid, PostgreSQL's the heap page, which many rows share). An import becomes visible
 all at once when its job completes, and rolling one back is a DROP TABLE, however many rows
 it wrote. Each database has a store of its own
 (`postgres.PostgresStore`, `sqlite.SqliteStore`), chosen once by COLLECT_SEGMENT_STORE;
@@ -19,7 +19,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 class RecordBlock(Protocol):
     """Records the import has checked, in file order (imports.csvsource.Block is one)."""
 
-    rows: list[list[Any]]  # the values; with `numbers_rows`, each ends with its file line
+    rows: list[list[Any]]  # the values
     raw: bytes | None  # the block's CSV bytes, when `takes_as_is` accepted them
     count: int  # how many records, whether or not `rows` holds them
     line_end: str  # how the file's lines end there ("\n", "\r\n" or "\r")
@@ -51,7 +51,6 @@ class SegmentStore:
     """Every operation runs on Django's connection, in the caller's transaction."""
 
     vendor = ""  # the Django database vendor it works with
-    numbers_rows = False  # whether rows handed to a loader end with their file line
 
     def takes_as_is(self, data: bytes) -> bool:
         """Whether a loader may take these bytes of whole, checked records as they are,
