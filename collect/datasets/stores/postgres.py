@@ -16,6 +16,7 @@ import logging
 import re
 import select
 from collections.abc import Callable, Collection, Iterable
+from queue import Queue
 from typing import Any
 
 from django.db import DatabaseError, DataError, connection, transaction
@@ -173,7 +174,7 @@ class CopyLoader:
         line_end = None  # COPY takes the first line's line end and refuses any other
         with connection.cursor() as cursor:
             # Django wraps execute()'s errors, not COPY's: make them Django's too.
-            writer = QueuedLibpqWriter(cursor.cursor)
+            writer = _ShortQueueWriter(cursor.cursor)
             with connection.wrap_database_errors, cursor.copy(self.copy_sql, writer=writer) as copy:
                 for block in blocks:
                     line_end = line_end or block.line_end
@@ -184,6 +185,17 @@ class CopyLoader:
                     sent += block.count
             if cursor.rowcount != sent:  # COPY read the CSV otherwise than Python did
                 raise DataError(f"COPY stored {cursor.rowcount} rows of {sent}")
+
+
+class _ShortQueueWriter(QueuedLibpqWriter):
+    """psycopg's writer that sends from a thread of its own, so that the import checks the
+    next block while COPY parses this one, with at most ~1 MiB queued (its pieces are 128
+    KiB at most) instead of up to 128 MiB: what is queued when a batch ends, COPY must parse
+    before the batch commits, and a pause waits for that."""
+
+    def __init__(self, cursor: Any) -> None:
+        super().__init__(cursor)
+        self._queue = Queue(maxsize=8)  # type: ignore[assignment]  # psycopg's own subclasses it
 
 
 def reads_alike(data: bytes) -> bool:
