@@ -2,18 +2,20 @@
 here, each next to its baseline measured in the same run.
 
     .venv/bin/python bench/run.py [--rows 1000000] [--repeat 3] [--only postgres|sqlite]
-                                  [--data realistic|tidy|both]
+                                  [--data realistic|tidy|both|shapes]
                                   [--memory | --memory-only] [--memory-mb 100 2000]
 
 It generates the rows of each data set (once, cached in bench/out/): "realistic" (the
 default's first: `collect generate --realistic`, answers as people type them, with quoted
 commas, two-line answers, many scripts and an unreadable date every 100,000 rows) and
-"tidy" (`collect generate`'s rows). Then it measures, per data set, `psql \\copy` and Collect
-on PostgreSQL (serve + 2 Celery workers) end to end, a bare csv.reader + executemany loop and
-Collect on SQLite (the embedded server), pause latency (API call → `paused`), rollback time
-of a terminated import, and the peak RSS of the web and worker processes. With --memory it
-also measures peak RSS against file size (bench/memory.py). Prints a table and writes it to
-bench/out/results.md. Timings are only reported, never asserted.
+"tidy" (`collect generate`'s rows); `--data shapes` takes four shapes of form responses
+made apart from `collect generate` instead (bench/shapes.py). Then it measures, per data
+set, `psql \\copy` and Collect on PostgreSQL (serve + 2 Celery workers) end to end, a bare
+csv.reader + executemany loop and Collect on SQLite (the embedded server), pause latency
+(API call → `paused`), rollback time of a terminated import, and the peak RSS of the web
+and worker processes. With --memory it also measures peak RSS against file size
+(bench/memory.py). Prints a table and writes it to bench/out/results.md. Timings are only
+reported, never asserted.
 """
 
 import argparse
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import memory
+import shapes
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -373,7 +376,12 @@ def main() -> None:
     parser.add_argument("--pauses", type=int, default=20)
     parser.add_argument("--reads", type=int, default=300, help="status reads under load")
     parser.add_argument("--only", choices=["postgres", "sqlite"], help="one deployment only")
-    parser.add_argument("--data", choices=["realistic", "tidy", "both"], default="both")
+    parser.add_argument(
+        "--data",
+        choices=["realistic", "tidy", "both", "shapes"],
+        default="both",
+        help="shapes: four other shapes of form responses (bench/shapes.py)",
+    )
     memory.add_arguments(parser)
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -386,7 +394,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="collect-bench-") as scratch:
         scratch_dir = Path(scratch)
         if not args.memory_only:
-            names = ["realistic", "tidy"] if args.data == "both" else [args.data]
+            names = {"both": ["realistic", "tidy"], "shapes": list(shapes.SHAPES)}.get(
+                args.data, [args.data]
+            )
             data = [data_set(name, args.rows) for name in names]
             if args.only != "sqlite":
                 bench_postgres(args, data, scratch_dir, report)
@@ -413,6 +423,12 @@ BAD_EVERY = 100_000  # of the realistic rows: an unreadable date
 
 def data_set(name: str, rows: int) -> DataSet:
     path = OUT / f"{name}-{rows}.csv"
+    if name in shapes.SHAPES:
+        if not path.exists():
+            print(f"writing {rows:,} rows of shape {name} …", flush=True)
+            shapes.write_shape(name, rows, path)
+        width = len(shapes.SHAPES[name][0])
+        return DataSet(name, path, rows, 0, width)
     options = ["--realistic", "--bad-every", str(BAD_EVERY)] if name == "realistic" else []
     if not path.exists():
         generate(rows, path, *options)
