@@ -149,6 +149,21 @@ def test_skip_keeps_good_rows_and_lists_the_rejected(start_import):
 
 
 @SMALL_BATCHES
+@override_settings(COLLECT_BATCH_ROWS=100)
+def test_a_row_that_is_not_utf8_where_the_check_does_not_look_is_rejected_alone(start_import):
+    # The fast check reads the bytes, not their text: the store (SQLite's loader, PostgreSQL's
+    # COPY) finds bad UTF-8, and the batch is read again by Python.
+    lines = [f"{n},2024-01-{1 + n % 28:02d},fine {n}\n".encode() for n in range(300)]
+    lines[150] = b"150,2024-01-15,caf\xe9\n"
+    job = run_job(start_import(b"id,submitted_at,note\n" + b"".join(lines), on_error="skip").pk,
+                  worker=WORKER)  # fmt: skip
+    assert job.status == Status.COMPLETED, job.error
+    assert (job.rows_done, job.rows_rejected) == (299, 1)
+    assert [row[2] for row in segment_rows(job)] == [str(n) for n in range(300) if n != 150]
+    reject = RejectedRow.objects.get(job=job)
+    assert (reject.line, reject.reason) == (152, "is not valid UTF-8")
+
+
 def test_abort_fails_the_job_and_rolls_back_what_it_wrote(start_import):
     table = responses()
     table[500] = ["broken row"]
