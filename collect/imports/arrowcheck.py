@@ -185,8 +185,7 @@ def may_start_a_formula(records: bytes) -> bool:
     """Whether some cell of `records` may start like a formula (see datasets.cells), found
     from the bytes by RE2: a formula's first character right after a comma or a line end,
     or after one and a quote. Also true of such bytes inside a quoted value: only a bound."""
-    found = pc.match_substring_regex(pa.array([records], pa.binary()), _FORMULA_START)
-    return bool(found[0].as_py())
+    return _matches(records, _FORMULA_START)
 
 
 def formula_columns(records: bytes, width: int) -> frozenset[int]:

@@ -122,7 +122,7 @@ class CsvSource:
         line: int,
         columns: list[str],
         timestamp_index: int | None,
-        number_rows: bool = True,
+        number_rows: bool = False,
         formula_columns: Iterable[int] = (),
     ) -> None:
         self.stream = stream

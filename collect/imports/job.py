@@ -86,7 +86,6 @@ class ImportRun:
             line=checkpoint.line,
             columns=params.columns,
             timestamp_index=params.timestamp_index,
-            number_rows=False,
             formula_columns=range(len(params.columns)) if known is None else known,
         )
         table = segment_table(job.id)

@@ -51,7 +51,7 @@ def python_reading(data: bytes, width: int, timestamp_index: int | None):
     """(records, rejects, lines) as CsvSource reads them, or None if it stops short."""
     source = CsvSource(
         io.BytesIO(data), offset=0, line=0, columns=[str(n) for n in range(width)],
-        timestamp_index=timestamp_index, number_rows=False,
+        timestamp_index=timestamp_index,
     )  # fmt: skip
     block = source.read_block(max_bytes=len(data) + 1)
     if block is None or source.offset != len(data):

@@ -27,6 +27,7 @@ def read_all(data: bytes, *, timestamp_index=None, offset=None, line=None):
         line=header.lines if line is None else line,
         columns=header.columns,
         timestamp_index=timestamp_index,
+        number_rows=True,
     )
     rows, rejects, checkpoints = [], [], []
     while (block := source.read_block()) is not None:
