@@ -26,7 +26,7 @@ from collect.exports.storage import (
     export_files_delete,
     export_writer,
 )
-from collect.jobs.kinds import Description, JobFailed, Progress
+from collect.jobs.kinds import Deadline, Description, JobFailed, Progress
 from collect.jobs.models import Job
 from collect.jobs.states import Status
 
@@ -107,16 +107,18 @@ class ExportRun:
             writer.write(csv_bytes([header]))
         return writer
 
-    def step(self, *, deadline: float, max_rows: int) -> Progress:
+    def step(self, *, deadline: Deadline, max_rows: int) -> Progress:
         plan = self.plan
         rows = 0
         while rows < max_rows and self.segment < len(plan):
-            now = time.monotonic()
-            if now >= deadline:
+            if deadline.passed():
                 break
+            now = time.monotonic()
             segment = plan[self.segment]
             # As many lines as fit in the batch's time left, at the pace measured so far.
-            fit = max(segment.lines_for(MIN_ROWS_PER_QUERY), int((deadline - now) / self.pace) + 1)
+            fit = max(
+                segment.lines_for(MIN_ROWS_PER_QUERY), int(deadline.seconds_left() / self.pace) + 1
+            )
             span = min(segment.lines_for(min(ROWS_PER_QUERY, max_rows - rows)), fit)
             up_to = min(self.line + span, segment.last_line)
             rows += self.store.export(

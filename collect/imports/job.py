@@ -1,6 +1,5 @@
 """The import job kind: CSV file in, records into the job's segment, batch by batch."""
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,7 @@ from collect.imports.compressed import CappedGzipReader, InputError, open_input
 from collect.imports.csvsource import Block, CsvSource, Reject
 from collect.imports.models import RejectedRow
 from collect.imports.params import ImportCheckpoint, ImportParams, OnError
-from collect.jobs.kinds import Description, JobFailed, Progress
+from collect.jobs.kinds import Deadline, Description, JobFailed, Progress
 from collect.jobs.models import Job
 
 # The first block of a batch is small, so that the database has rows to work on sooner.
@@ -92,7 +91,7 @@ class ImportRun:
         self.store.create(table, len(params.columns))
         self.loader = self.store.loader(table, len(params.columns))
 
-    def step(self, *, deadline: float, max_rows: int) -> Progress:
+    def step(self, *, deadline: Deadline, max_rows: int) -> Progress:
         start = (self.source.offset, self.source.line, self.rows_done, self.rows_rejected)
 
         def batch(as_is: bool) -> Iterator[Block]:
@@ -124,11 +123,11 @@ class ImportRun:
             finished=self.source.finished,
         )
 
-    def _blocks(self, deadline: float, max_rows: int, as_is: bool) -> Iterator[Block]:
+    def _blocks(self, deadline: Deadline, max_rows: int, as_is: bool) -> Iterator[Block]:
         raw_if = self.store.takes_as_is if as_is else None
         rows_left = max_rows
         size = FIRST_BLOCK_BYTES
-        while rows_left > 0 and time.monotonic() < deadline:
+        while rows_left > 0 and not deadline.passed():
             records_before = self.rows_done + self.rows_rejected
             offset_before = self.source.offset
             max_bytes = min(size, rows_left * self.bytes_per_row)

@@ -5,7 +5,8 @@ per batch, and commits the batch together with the checkpoint the step returns. 
 register themselves (`register_kind`, from their app's `ready`): the engine names none.
 """
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol, Self
 
@@ -59,8 +60,23 @@ class Description:
     has_rejects: bool = False  # it keeps rejected rows to list
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """When a batch ends: at `at` (time.monotonic()), or sooner once `cut_short()` is true
+    (a pause or terminate came in): a step looks at it between its pieces of work."""
+
+    at: float
+    cut_short: Callable[[], bool] = lambda: False
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.at or self.cut_short()
+
+    def seconds_left(self) -> float:
+        return 0.0 if self.cut_short() else max(0.0, self.at - time.monotonic())
+
+
 class JobRun(Protocol):
-    def step(self, *, deadline: float, max_rows: int) -> Progress:
+    def step(self, *, deadline: Deadline, max_rows: int) -> Progress:
         """Do one batch of work, writing through the current transaction."""
 
     def close(self) -> None: ...

@@ -9,8 +9,8 @@ on COLLECT_WORKER_METRICS_PORT.
 
 from prometheus_client import Histogram
 
-# From an empty batch (a pause answered) to one past COLLECT_BATCH_SECONDS' 0.1 s default.
-BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# From an empty batch (a pause answered) to one past COLLECT_BATCH_SECONDS' 0.4 s default.
+BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.4, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 BATCH_SECONDS = Histogram(
     "collect_batch_duration_seconds",

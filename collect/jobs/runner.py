@@ -1,9 +1,10 @@
 """The job runner: the one loop that runs any job, whoever dispatched it.
 
 A run claims the job, then repeats: one batch of work and its checkpoint in one transaction,
-together with a look at what was asked of the job meanwhile (pause, terminate). So a pause
-lands after at most one batch, and a crash loses at most the batch in flight, which the
-next run redoes from the last committed checkpoint.
+together with a look at what was asked of the job meanwhile (pause, terminate). A batch
+ends early once such a request comes in (collect.jobs.watch), so a pause lands after at most
+a piece of a batch, and a crash loses at most the batch in flight, which the next run redoes
+from the last committed checkpoint.
 
 Only the input's fault (JobFailed) fails a job. Any other error ends the run and hands the
 job back to be tried again later: a fault of the machinery (a lost connection, a database
@@ -28,9 +29,10 @@ from django.db import connection, transaction
 from collect import faults
 from collect.db.sessions import current_session
 from collect.jobs import selectors, services
-from collect.jobs.kinds import JobFailed, JobRun, kind_for
+from collect.jobs.kinds import Deadline, JobFailed, JobRun, kind_for
 from collect.jobs.metrics import batch_observe
 from collect.jobs.models import Job
+from collect.jobs.watch import RequestWatch
 
 log = logging.getLogger(__name__)
 PROCESS_ID = uuid.uuid4().hex[:8]
@@ -180,31 +182,40 @@ def _run_batches(
     stop: threading.Event | None,
     after_batch: AfterBatch | None,
 ) -> Job | None:
-    while True:
-        started = time.monotonic()
-        try:
-            with transaction.atomic():
-                # A pause or terminate that came in while this run waited for its turn to
-                # write is answered now, with an empty batch, not after another full one.
-                asked = selectors.job_has_pending_request(job.pk)
-                progress = run.step(
-                    deadline=started + (0.0 if asked else settings.COLLECT_BATCH_SECONDS),
-                    max_rows=settings.COLLECT_BATCH_ROWS,
-                )
-                job = services.job_commit_batch(
-                    job_id=job.pk,
-                    worker=worker,
-                    progress=progress,
-                    seconds=time.monotonic() - started,
-                    stop_requested=stop is not None and stop.is_set(),
-                )
-        except services.TerminationRequested:
-            return services.job_finish_termination(job_id=job.pk)
-        except services.LostOwnership:
-            log.warning("job %s: %s", job.pk, LOST_OWNERSHIP)
-            return None
-        batch_observe(kind=job.kind, seconds=time.monotonic() - started)  # with its commit
-        if after_batch is not None:
-            after_batch(job)
-        if job.worker != worker:  # completed, paused or handed back
-            return job
+    with RequestWatch(job.pk, stop) as watch:
+        while True:
+            try:
+                job = _run_batch(job, run, worker, stop, watch)
+            except services.TerminationRequested:
+                return services.job_finish_termination(job_id=job.pk)
+            except services.LostOwnership:
+                log.warning("job %s: %s", job.pk, LOST_OWNERSHIP)
+                return None
+            if after_batch is not None:
+                after_batch(job)
+            if job.worker != worker:  # completed, paused or handed back
+                return job
+
+
+def _run_batch(
+    job: Job, run: JobRun, worker: str, stop: threading.Event | None, watch: RequestWatch
+) -> Job:
+    started = time.monotonic()
+    with transaction.atomic():
+        # A pause or terminate that came in while this run waited for its turn to write is
+        # answered now, with an empty batch, not after another full one.
+        asked = selectors.job_has_pending_request(job.pk)
+        seconds = 0.0 if asked else settings.COLLECT_BATCH_SECONDS
+        progress = run.step(
+            deadline=Deadline(started + seconds, watch.cut_short),
+            max_rows=settings.COLLECT_BATCH_ROWS,
+        )
+        job = services.job_commit_batch(
+            job_id=job.pk,
+            worker=worker,
+            progress=progress,
+            seconds=time.monotonic() - started,
+            stop_requested=stop is not None and stop.is_set(),
+        )
+    batch_observe(kind=job.kind, seconds=time.monotonic() - started)  # with its commit
+    return job

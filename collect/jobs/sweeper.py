@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from collect.db import checkpoint_wal
 from collect.db.sessions import session_end
 from collect.jobs import dispatch
 from collect.jobs.models import Job
@@ -32,7 +33,8 @@ def register_sweep(sweep: Callable[[datetime], object]) -> None:
 
 def sweep() -> None:
     now = timezone.now()
-    for task in (_recover_abandoned, _expire_pauses, _wake_waiting, _redispatch_queued):
+    tasks = (_recover_abandoned, _expire_pauses, _wake_waiting, _redispatch_queued, _checkpoint)
+    for task in tasks:
         _isolated(task.__name__, partial(task, now))
     for name, registered in _SWEEPS.items():
         _isolated(name, partial(registered, now))
@@ -45,6 +47,10 @@ def _isolated(name: str, task: Callable[[], object]) -> None:
     except Exception:
         log.exception("sweep: %s failed; it runs again at the next sweep", name)
         close_old_connections()
+
+
+def _checkpoint(now: datetime) -> None:
+    checkpoint_wal()
 
 
 def _recover_abandoned(now: datetime) -> None:

@@ -71,6 +71,30 @@ def test_pause_stops_the_writes_and_resume_completes_exactly_once(server, alice,
     assert_imported_exactly_once(server, done, big_csv.rows)
 
 
+def test_a_pause_ends_the_batch_in_flight(start_server, big_csv):
+    """Batches here would hold the whole file; a pause still lands within one, which then
+    commits what it wrote before the pause. (A batch renews its lease when it commits: the
+    lease is as long as the batches here.)"""
+    long = {"COLLECT_BATCH_SECONDS": "600", "COLLECT_LEASE_SECONDS": "600"}
+    server = start_server(COLLECT_BATCH_ROWS="100000000", **long)
+    client = server.client("alice")
+    task_id = client.start_import(big_csv.path)["task_id"]
+    client.wait_for_status(task_id, "running")
+    time.sleep(0.5)  # well into the first batch
+
+    assert client.control(task_id, "pause").status == 200
+    paused = client.wait_for_status(task_id, "paused", "completed", timeout=30)
+    assert paused["status"] == "paused"
+    rows_done = paused["progress"]["rows_done"]
+    assert 0 < rows_done < big_csv.rows
+    stats = server.segment_stats(task_id)
+    assert (stats.rows, stats.distinct_ids) == (rows_done, rows_done)
+
+    assert client.control(task_id, "resume").status == 200
+    done = client.wait_for_status(task_id, "completed")
+    assert_imported_exactly_once(server, done, big_csv.rows)
+
+
 def test_terminate_mid_import_removes_every_row(server, alice, big_csv):
     task_id = alice.start_import(big_csv.path, force="true")["task_id"]
     alice.wait_until_writing(task_id)

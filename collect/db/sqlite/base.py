@@ -11,6 +11,7 @@ token) for its one statement. So any write waits for at most the batch in flight
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,18 +27,27 @@ class FairLock:
         self._turns = threading.Condition()
         self._next_ticket = 0
         self._now_serving = 0
+        self._asked_at: dict[int, float] = {}  # the waiting tickets, oldest first
 
     def acquire(self) -> None:
         with self._turns:
             ticket = self._next_ticket
             self._next_ticket += 1
+            self._asked_at[ticket] = time.monotonic()
             while ticket != self._now_serving:
                 self._turns.wait()
+            del self._asked_at[ticket]
 
     def release(self) -> None:
         with self._turns:
             self._now_serving += 1
             self._turns.notify_all()
+
+    def longest_wait(self) -> float:
+        """Seconds the first thread in the queue has waited for its turn so far (0: none)."""
+        with self._turns:
+            oldest = next(iter(self._asked_at.values()), None)
+        return 0.0 if oldest is None else time.monotonic() - oldest
 
 
 WRITE_TURNS = FairLock()
