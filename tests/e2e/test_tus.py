@@ -236,7 +236,8 @@ def write_gzip_bomb(path: Path, inflated: int) -> None:
 def test_a_gzip_bomb_fails_its_import_at_the_limit_and_leaves_no_rows(start_server, tmp_path):
     """A small gzip file that inflates far past COLLECT_MAX_UPLOAD_BYTES uploads (it is small),
     but its import fails, naming the limit, and keeps none of the rows it wrote."""
-    small = start_server(COLLECT_MAX_UPLOAD_BYTES=str(SMALL_LIMIT))
+    # Batches of 2,000 rows, so that some commit before the limit.
+    small = start_server(COLLECT_MAX_UPLOAD_BYTES=str(SMALL_LIMIT), COLLECT_BATCH_ROWS="2000")
     user = small.client("mallory")
     bomb = tmp_path / "bomb.csv.gz"
     write_gzip_bomb(bomb, 20 * SMALL_LIMIT)
