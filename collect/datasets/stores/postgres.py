@@ -41,6 +41,7 @@ MAX_COLUMNS = 1600  # a table's hard limit, `line` included
 # Batches refused in a row before a file's bytes are no longer offered as they are (a file
 # whose line ends change from line to line would otherwise be sent twice over).
 MAX_REFUSALS_IN_A_ROW = 3
+ROWS_PER_WRITE = 1024  # rows of an export, joined into one write
 SEND_BUFFER_BYTES = 1 << 18  # Linux doubles it for its own bookkeeping
 _END_OF_COPY = re.compile(rb"^\\\.\r?$", re.MULTILINE)  # COPY stops reading at a "\." line
 
@@ -228,9 +229,10 @@ def _as_csv(rows: list[list[Any]], line_end: str) -> str:
 
 
 def _copy_out(query: str, parameters: list[object], write: Callable[[Any], object]) -> int:
-    """Run a COPY … TO STDOUT, each row's bytes to `write`; returns the rows. Read from libpq
+    """Run a COPY … TO STDOUT, its rows' bytes to `write`; returns the rows. Read from libpq
     directly: psycopg's Copy makes each row a round of its generators, which cost the worker
-    more per row than PostgreSQL's making of it (0.9 against 0.55 µs a row)."""
+    more per row than PostgreSQL's making of it (0.9 against 0.55 µs a row). Rows go to
+    `write` many at a time: a call a row cost the worker a third of its time."""
     conn = connection.connection
     statement = ClientCursor(conn).mogrify(query, parameters).encode()
     pgconn = conn.pgconn
@@ -240,16 +242,26 @@ def _copy_out(query: str, parameters: list[object], write: Callable[[Any], objec
         if result.status != pq.ExecStatus.COPY_OUT:
             raise errors.error_from_result(result)
         read, rows = pgconn.get_copy_data, 0
+        pending: list[bytes] = []
+        keep = pending.append
         while True:
             size, data = read(1)
             if size > 0:
-                write(data)
+                keep(data)
                 rows += 1
-            elif size == 0:  # nothing yet: wait for it
+                if len(pending) >= ROWS_PER_WRITE:
+                    write(b"".join(pending))
+                    pending.clear()
+            elif size == 0:  # nothing yet: write what came, then wait for more
+                if pending:
+                    write(b"".join(pending))
+                    pending.clear()
                 select.select([pgconn.socket], [], [])
                 pgconn.consume_input()
             else:
                 break
+        if pending:
+            write(b"".join(pending))
         result = _last_result(pgconn)
         if result.status != pq.ExecStatus.COMMAND_OK:
             raise errors.error_from_result(result)
