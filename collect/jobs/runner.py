@@ -185,7 +185,7 @@ def _run_batches(
     with RequestWatch(job.pk, stop) as watch:
         while True:
             try:
-                job = _run_batch(job, run, worker, stop, watch)
+                job = _run_batch(job, run, worker, watch)
             except services.TerminationRequested:
                 return services.job_finish_termination(job_id=job.pk)
             except services.LostOwnership:
@@ -197,9 +197,7 @@ def _run_batches(
                 return job
 
 
-def _run_batch(
-    job: Job, run: JobRun, worker: str, stop: threading.Event | None, watch: RequestWatch
-) -> Job:
+def _run_batch(job: Job, run: JobRun, worker: str, watch: RequestWatch) -> Job:
     started = time.monotonic()
     with transaction.atomic():
         # A pause or terminate that came in while this run waited for its turn to write is
@@ -215,7 +213,7 @@ def _run_batch(
             worker=worker,
             progress=progress,
             seconds=time.monotonic() - started,
-            stop_requested=stop is not None and stop.is_set(),
+            stop_requested=watch.stop.is_set(),
         )
     batch_observe(kind=job.kind, seconds=time.monotonic() - started)  # with its commit
     return job

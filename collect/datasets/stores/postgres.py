@@ -22,6 +22,7 @@ from queue import Queue
 from typing import Any
 
 from django.db import DatabaseError, DataError, connection, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import ClientCursor, errors, pq, sql
 from psycopg.copy import QueuedLibpqWriter
 
@@ -65,6 +66,15 @@ class PostgresStore(SegmentStore):
                 sql.Identifier(table), values, _autovacuum(False)
             )
         )
+
+    def connection_created(self, connection: BaseDatabaseWrapper) -> None:
+        # Keep what the kernel holds of COPY's data short, as the queue (_ShortQueueWriter):
+        # Linux grows a socket's send buffer to 4 MB by itself, which COPY must parse before
+        # a batch can commit (measured: 60-120 ms of a pause). SEND_BUFFER_BYTES still keeps
+        # the database busy. A Unix socket's buffer is short already.
+        with socket.socket(fileno=os.dup(connection.connection.pgconn.socket)) as sock:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
 
     def loader(self, table: str, width: int) -> "CopyLoader":
         return CopyLoader(table, width)
@@ -200,16 +210,6 @@ class _ShortQueueWriter(QueuedLibpqWriter):
     def __init__(self, cursor: Any) -> None:
         super().__init__(cursor)
         self._queue = Queue(maxsize=8)  # type: ignore[assignment]  # psycopg's own subclasses it
-        _bound_send_buffer(cursor.connection.pgconn.socket)
-
-
-def _bound_send_buffer(fd: int) -> None:
-    """Keep what the kernel holds of COPY's data short too: its send buffer grows to 4 MB by
-    itself (Linux), which COPY must parse before a batch can commit (measured: 60-120 ms of
-    a pause). A send buffer of SEND_BUFFER_BYTES still keeps the database busy."""
-    with socket.socket(fileno=os.dup(fd)) as sock:
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
 
 
 def reads_alike(data: bytes) -> bool:
@@ -244,24 +244,26 @@ def _copy_out(query: str, parameters: list[object], write: Callable[[Any], objec
         read, rows = pgconn.get_copy_data, 0
         pending: list[bytes] = []
         keep = pending.append
+
+        def write_pending() -> None:
+            if pending:
+                write(b"".join(pending))
+                pending.clear()
+
         while True:
             size, data = read(1)
             if size > 0:
                 keep(data)
                 rows += 1
                 if len(pending) >= ROWS_PER_WRITE:
-                    write(b"".join(pending))
-                    pending.clear()
+                    write_pending()
             elif size == 0:  # nothing yet: write what came, then wait for more
-                if pending:
-                    write(b"".join(pending))
-                    pending.clear()
+                write_pending()
                 select.select([pgconn.socket], [], [])
                 pgconn.consume_input()
             else:
                 break
-        if pending:
-            write(b"".join(pending))
+        write_pending()
         result = _last_result(pgconn)
         if result.status != pq.ExecStatus.COMMAND_OK:
             raise errors.error_from_result(result)
