@@ -11,6 +11,7 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from collect.datasets.cells import neutralised
 from collect.datasets.models import Segment
 from collect.exports.storage import export_dir, piece_path
 from collect.jobs import services
@@ -96,6 +97,29 @@ def test_columns_can_be_chosen_and_formulas_are_neutralised(api, start_import):
         api, export(api, dataset="formulas", **{"from": "2000-01-01", "to": "2100-01-01"})
     )
     assert rows[1] == ["'=SUM(A1)", "'+1", "'-1", "'@cmd", "'\tx", "'\rx", "plain", "a=b"]
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        ["id", "a"],  # few: PostgreSQL neutralises them in SQL
+        ["a", "b", "id", "c", "d"],  # many: the worker neutralises COPY's quoted cells
+    ],
+)
+def test_formula_cells_near_quotes_commas_and_line_ends_are_neutralised_exactly(
+    api, start_import, columns
+):
+    cells = ["=1", '"=1', 'a,"=b', "x\n=y", '-"', ",", '"', "", "\r\n", "\tt", "@", "'=", "+,"]
+    table = [["id", "submitted_at", "a", "b", "c", "d"]]
+    table += [
+        [str(n), "2024-01-01", *(cells[(n + shift) % len(cells)] for shift in range(4))]
+        for n in range(len(cells) * 3)
+    ]
+    imported(start_import, table, dataset="tricky")
+    body = {"dataset": "tricky", "from": "2024-01-01", "to": "2024-01-01", "columns": columns}
+    rows = exported(api, export(api, **body))
+    places = [table[0].index(name) for name in columns]
+    assert rows == [columns] + [[neutralised(row[place]) for place in places] for row in table[1:]]
 
 
 def test_the_catalog_says_which_columns_an_export_neutralises(api, start_import):

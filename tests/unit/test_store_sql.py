@@ -176,6 +176,18 @@ def test_postgres_neutralises_formula_cells_in_sql_where_asked(pg):
     assert parameters == ["(10,0)", "(20,0)"]
 
 
+def test_postgres_has_copy_quote_many_formula_columns_for_the_worker_to_neutralise(pg):
+    pg.output, pg.rowcount = [b'"=a","=b","c","-d",e\n'], 1
+    rows, written = export(PostgresStore(), columns=[1, 2, 3, 4, 5], neutralise={1, 2, 3, 4})
+    [(query, _)] = pg.copied
+    assert query == (
+        'COPY (SELECT "c1", "c2", "c3", "c4", "c5" FROM "segment_0123abcd" '
+        "WHERE ctid >= %s::tid AND ctid < %s::tid) "
+        'TO STDOUT (FORMAT csv, FORCE_QUOTE ("c1", "c2", "c3", "c4"))'
+    )
+    assert (rows, written) == (1, [b'"\'=a","\'=b","c","\'-d",e\n'])
+
+
 def test_postgres_filters_by_the_timestamp_column_as_timestamptz(pg):
     start, end = parse_timestamp("2024-01-01"), parse_timestamp("2024-01-02")
     export(PostgresStore(), columns=[1], timestamp=TimeFilter(1, start, end))
