@@ -11,8 +11,8 @@ the database then checks what both leave to it (UTF-8), and a block it refuses i
 """
 
 import functools
-import io
 import re
+from array import array
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
@@ -157,7 +157,7 @@ def _field(*, formula: bool, returns: bool, may_be_empty: bool) -> str:
 
 
 def _matches(records: bytes, pattern: str) -> bool:
-    return bool(pc.match_substring_regex(pa.array([records], pa.binary()), pattern)[0].as_py())
+    return bool(pc.match_substring_regex(_as_value(records), pattern)[0].as_py())
 
 
 def plain_lines(records: bytes) -> int | None:
@@ -208,7 +208,7 @@ def _read_strings(records: bytes, width: int, only: int | None = None) -> pa.Tab
     """The records' columns (or only the `only`th) as strings, as written."""
     names = [str(number) for number in range(width)]
     return pacsv.read_csv(
-        io.BytesIO(records),
+        pa.BufferReader(pa.py_buffer(records)),
         read_options=pacsv.ReadOptions(
             column_names=names, use_threads=False, block_size=len(records) + 1
         ),
@@ -267,6 +267,12 @@ def _has_lone_return(data: pa.UInt8Array) -> bool:
 
 def _as_array(records: bytes) -> pa.UInt8Array:
     return pa.Array.from_buffers(pa.uint8(), len(records), [None, pa.py_buffer(records)])
+
+
+def _as_value(records: bytes) -> pa.BinaryArray:
+    """`records` as an array of one value, on their own bytes (pa.array copies them)."""
+    offsets = pa.py_buffer(array("i", [0, len(records)]))
+    return pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(records)])
 
 
 def _quotes_make_fields(data: pa.UInt8Array) -> bool:
