@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from collect.datasets.cells import neutralised
 from collect.datasets.models import Segment
+from collect.datasets.stores.postgres import MAX_NEUTRALISED_IN_SQL
 from collect.exports.storage import export_dir, piece_path
 from collect.jobs import services
 from collect.jobs.models import Job
@@ -99,20 +100,24 @@ def test_columns_can_be_chosen_and_formulas_are_neutralised(api, start_import):
     assert rows[1] == ["'=SUM(A1)", "'+1", "'-1", "'@cmd", "'\tx", "'\rx", "plain", "a=b"]
 
 
+# Columns of cells near the trouble: more of them than PostgreSQL neutralises in SQL.
+TRICKY = [f"t{number}" for number in range(MAX_NEUTRALISED_IN_SQL + 1)]
+
+
 @pytest.mark.parametrize(
     "columns",
     [
-        ["id", "a"],  # few: PostgreSQL neutralises them in SQL
-        ["a", "b", "id", "c", "d"],  # many: the worker neutralises COPY's quoted cells
+        ["id", TRICKY[0]],  # few: PostgreSQL neutralises them in SQL
+        [TRICKY[1], "id", *TRICKY[2:], TRICKY[0]],  # many: the worker, in COPY's quoted cells
     ],
 )
 def test_formula_cells_near_quotes_commas_and_line_ends_are_neutralised_exactly(
     api, start_import, columns
 ):
     cells = ["=1", '"=1', 'a,"=b', "x\n=y", '-"', ",", '"', "", "\r\n", "\tt", "@", "'=", "+,"]
-    table = [["id", "submitted_at", "a", "b", "c", "d"]]
+    table = [["id", "submitted_at", *TRICKY]]
     table += [
-        [str(n), "2024-01-01", *(cells[(n + shift) % len(cells)] for shift in range(4))]
+        [str(n), "2024-01-01", *(cells[(n + shift) % len(cells)] for shift in range(len(TRICKY)))]
         for n in range(len(cells) * 3)
     ]
     imported(start_import, table, dataset="tricky")

@@ -8,7 +8,12 @@ import pytest
 from django.db.backends.sqlite3.base import DatabaseOperations
 
 from collect.datasets.stores import TimeFilter, postgres, sqlite
-from collect.datasets.stores.postgres import CopyLoader, PostgresStore, reads_alike
+from collect.datasets.stores.postgres import (
+    MAX_NEUTRALISED_IN_SQL,
+    CopyLoader,
+    PostgresStore,
+    reads_alike,
+)
 from collect.datasets.stores.sqlite import InsertLoader, SqliteStore
 from collect.timestamps import FIRST_MOMENT, LAST_MOMENT, moment_iso, parse_timestamp
 
@@ -177,15 +182,18 @@ def test_postgres_neutralises_formula_cells_in_sql_where_asked(pg):
 
 
 def test_postgres_has_copy_quote_many_formula_columns_for_the_worker_to_neutralise(pg):
-    pg.output, pg.rowcount = [b'"=a","=b","c","-d",e\n'], 1
-    rows, written = export(PostgresStore(), columns=[1, 2, 3, 4, 5], neutralise={1, 2, 3, 4})
+    many = MAX_NEUTRALISED_IN_SQL + 1  # columns 1 … many; the last column is left alone
+    pg.output, pg.rowcount = [b'"=a","b",' + b'"-c",' * (many - 2) + b"=d\n"], 1
+    columns = list(range(1, many + 2))
+    rows, written = export(PostgresStore(), columns=columns, neutralise=set(columns[:-1]))
     [(query, _)] = pg.copied
+    names = [f'"c{number}"' for number in columns]
     assert query == (
-        'COPY (SELECT "c1", "c2", "c3", "c4", "c5" FROM "segment_0123abcd" '
+        f'COPY (SELECT {", ".join(names)} FROM "segment_0123abcd" '
         "WHERE ctid >= %s::tid AND ctid < %s::tid) "
-        'TO STDOUT (FORMAT csv, FORCE_QUOTE ("c1", "c2", "c3", "c4"))'
+        f"TO STDOUT (FORMAT csv, FORCE_QUOTE ({', '.join(names[:-1])}))"
     )
-    assert (rows, written) == (1, [b'"\'=a","\'=b","c","\'-d",e\n'])
+    assert (rows, written) == (1, [b'"\'=a","b",' + b'"\'-c",' * (many - 2) + b"=d\n"])
 
 
 def test_postgres_filters_by_the_timestamp_column_as_timestamptz(pg):

@@ -43,11 +43,12 @@ MAX_COLUMNS = 1600  # a table's hard limit, `line` included
 # whose line ends change from line to line would otherwise be sent twice over).
 MAX_REFUSALS_IN_A_ROW = 3
 ROWS_PER_WRITE = 1024  # rows of an export, joined into one write
-# Columns an export neutralises in SQL, at most: a CASE a cell costs the database ~45 ns, which
-# on many columns makes it the slower of the two processes (0.6 of COPY's rate on 28). Past
-# this, their cells are quoted and the worker neutralises them (cells.neutralised_quoted), at
-# a cost a byte that makes the worker the slower on short rows (0.75 on 3 of 5 short columns).
-MAX_NEUTRALISED_IN_SQL = 3
+# Columns an export neutralises in SQL, at most; past that, the worker does. A CASE costs
+# the database 50-110 ns a cell; the worker (cells.neutralised_quoted) ~2 ns a byte and
+# 150-350 ns a formula-like cell. Ratios to `psql \copy`, SQL / worker: 28 of 30 columns
+# 0.6 / 1.0; 8 of 10 short ones 0.6-0.9 / 0.8-1.2; 6 of 10 about even; 4 or 5 of 6 short
+# ones, most of their cells formula-like, 0.7 / 0.45-0.55.
+MAX_NEUTRALISED_IN_SQL = 5
 SEND_BUFFER_BYTES = 1 << 18  # Linux doubles it for its own bookkeeping
 _END_OF_COPY = re.compile(rb"^\\\.\r?$", re.MULTILINE)  # COPY stops reading at a "\." line
 
