@@ -151,8 +151,12 @@ def _setup_django() -> None:
     os.umask(0o077)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collect.settings")
     import django
+    from django.core.exceptions import ImproperlyConfigured
 
-    django.setup()
+    try:
+        django.setup()
+    except ImproperlyConfigured as error:  # a setting that cannot be read: say which
+        sys.exit(f"collect: {error}")
     _make_private(Path(django.conf.settings.DATA_DIR))
 
 

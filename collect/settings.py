@@ -24,6 +24,7 @@ from typing import Any
 import dj_database_url
 import environ
 from corsheaders.defaults import default_headers as default_cors_headers
+from django.core.exceptions import ImproperlyConfigured
 
 
 class Env(environ.Env):
@@ -45,9 +46,12 @@ class Env(environ.Env):
         parse_default: bool = False,
     ) -> Any:
         value = self.ENVIRON.get(f"{self.prefix}{var}")
-        if isinstance(value, str) and value.startswith("$"):
-            return self.parse_value(value, cast)
-        return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+        try:
+            if isinstance(value, str) and value.startswith("$"):
+                return self.parse_value(value, cast)
+            return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+        except ValueError as error:  # said in one line by the command, not as a traceback
+            raise ImproperlyConfigured(f"{var}={value!r} cannot be read: {error}") from None
 
     @classmethod
     def parse_value(cls, value: str, cast: Any) -> Any:
@@ -177,11 +181,14 @@ COLLECT_LEASE_SECONDS = env.float("COLLECT_LEASE_SECONDS", default=30.0)
 COLLECT_LOCK_TIMEOUT = env.float("COLLECT_LOCK_TIMEOUT", default=5.0)
 
 SQLITE_PATH = DATA_DIR / "collect.sqlite3"
-DATABASES = {
-    "default": dj_database_url.parse(
-        env.str("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}"), conn_max_age=0
-    ),
-}
+try:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            env.str("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}"), conn_max_age=0
+        ),
+    }
+except (ValueError, dj_database_url.UnknownSchemeError) as error:
+    raise ImproperlyConfigured(f"DATABASE_URL cannot be read: {error}") from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Django's backend, with writers served in turn: see collect/db/sqlite/base.py.
     DATABASES["default"]["ENGINE"] = "collect.db.sqlite"

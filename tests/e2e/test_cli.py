@@ -411,3 +411,22 @@ def start_export(carol, dataset: str) -> str:
 def read_csv(path: Path) -> list[list[str]]:
     with path.open(newline="") as file:
         return list(csv.reader(file))
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["COLLECT_PAUSE_TIMEOUT=5s", "COLLECT_MAX_UPLOAD_BYTES=", "DATABASE_URL=nonsense://x"],
+)
+def test_a_setting_that_cannot_be_read_is_named_in_one_line(setting, tmp_path):
+    name, _, value = setting.partition("=")
+    env = {**os.environ, "COLLECT_DATA_DIR": str(tmp_path), name: value}
+    done = subprocess.run(
+        [COLLECT, "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"collect: {name}")
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
