@@ -187,7 +187,7 @@ try:
             env.str("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}"), conn_max_age=0
         ),
     }
-except (ValueError, dj_database_url.UnknownSchemeError) as error:
+except ValueError as error:  # dj_database_url's UnknownSchemeError among them
     raise ImproperlyConfigured(f"DATABASE_URL cannot be read: {error}") from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Django's backend, with writers served in turn: see collect/db/sqlite/base.py.
