@@ -224,16 +224,20 @@ def _read_strings(records: bytes, width: int, only: int | None = None) -> pa.Tab
 
 def record_end(data: bytes) -> int:
     """Just past the last line end of `data` that ends a record (no quoted field open
-    there); 0 if none is found among the last few. Quotes inside a quoted field are doubled,
-    so an even count of them before a line end means that no field is open."""
+    there); 0 if there is none. Quotes inside a quoted field are doubled, so an even count
+    of them before a line end means that no field is open. Going back a line at a time
+    counts each byte once: an answer of many short lines (paragraphs) may hold dozens."""
     end = data.rfind(b"\n") + 1
-    for _ in range(8):
-        if not end:
+    if not end:
+        return 0
+    quotes = data.count(b'"', 0, end)
+    while quotes % 2:
+        before = data.rfind(b"\n", 0, end - 1) + 1
+        if not before:
             return 0
-        if data.count(b'"', 0, end) % 2 == 0:
-            return end
-        end = data.rfind(b"\n", 0, end - 1) + 1
-    return 0
+        quotes -= data.count(b'"', before, end)
+        end = before
+    return end
 
 
 def _days_if_timestamps(values: pa.ChunkedArray) -> tuple[str, str] | None:

@@ -229,6 +229,10 @@ class CsvSource:
                 break
             records = records[: used // 2]
         cut = last_line_end(records) or len(data)
+        if self.exhausted and not self.pending and not arrowcheck.record_end(data[:cut]):
+            # No whole record before the cut, at the file's end: Python gets all that is left
+            # and reports the field left open. Put back, it would come again for ever.
+            cut = len(data)
         self.pending = data[cut:] + self.pending
         return None, data[:cut]
 

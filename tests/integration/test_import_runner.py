@@ -148,6 +148,20 @@ def test_skip_keeps_good_rows_and_lists_the_rejected(start_import):
     ]
 
 
+def test_a_file_cut_off_inside_a_quoted_field_completes_with_that_record_rejected(start_import):
+    # An upload cut short: its last answer is open, over two lines, and no line end follows.
+    data = b'id,submitted_at,note\n1,2024-01-01,fine\n2,2024-01-02,"was cut\n\noff'
+    job = run_job(start_import(data, on_error="skip").pk, worker=WORKER)
+    assert job.status == Status.COMPLETED, job.error
+    assert (job.rows_done, job.rows_rejected) == (1, 1)
+    assert [row[2:] for row in segment_rows(job)] == [("1", "2024-01-01", "fine")]
+    reject = RejectedRow.objects.get(job=job)
+    assert (reject.line, reject.reason) == (
+        3,
+        "unclosed quote: the file ends inside a quoted field",
+    )
+
+
 @SMALL_BATCHES
 @override_settings(COLLECT_BATCH_ROWS=100)
 def test_a_row_that_is_not_utf8_where_the_check_does_not_look_is_rejected_alone(start_import):

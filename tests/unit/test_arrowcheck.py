@@ -194,3 +194,16 @@ def test_every_column_with_a_cell_like_a_formula_is_found(block):
     }
     assert may_start_a_formula(data) or not columns
     assert columns <= formula_columns(data, width)
+
+
+def _last_record_end(data: bytes) -> int:
+    """record_end the slow way: the last line end with an even count of quotes before it."""
+    ends = [at + 1 for at, byte in enumerate(data) if byte == ord("\n")]
+    return max((end for end in ends if data.count(b'"', 0, end) % 2 == 0), default=0)
+
+
+@given(st.lists(st.sampled_from([b'"', b'""', b"\n", b"\n\n", b"x", b","]), max_size=80))
+@example([b"x", b"\n", b'"', *[b"\n", b"x"] * 40])  # a last answer of 40 lines, still open
+def test_record_end_finds_the_last_line_end_outside_quotes(pieces):
+    data = b"".join(pieces)
+    assert record_end(data) == _last_record_end(data)
