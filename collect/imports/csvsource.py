@@ -426,6 +426,9 @@ def _dirty_reason(row: list[str]) -> str | None:
 
 
 def _reject(line: int, row: list[str], reason: str) -> Reject:
-    # Kept as text any database can store: no lone surrogates (bad UTF-8), no NUL.
-    content = ",".join(row)[:PREVIEW_CHARS].encode("utf-8", "replace").decode("utf-8")
+    # The record as CSV again, quoted where it must be, so that its fields can be told apart;
+    # kept as text any database can store: no lone surrogates (bad UTF-8), no NUL.
+    record = io.StringIO()
+    csv.writer(record, lineterminator="").writerow(row)
+    content = record.getvalue()[:PREVIEW_CHARS].encode("utf-8", "replace").decode("utf-8")
     return Reject(line, reason, content.replace("\x00", "\ufffd"))

@@ -178,3 +178,12 @@ def test_a_file_that_ends_inside_a_quoted_field_ends_on_the_fast_path_too(tail):
     assert sum(block.count for block in blocks) == 1
     rejects = [(reject.line, reject.reason) for block in blocks for reject in block.rejects]
     assert rejects == [(3, "unclosed quote: the file ends inside a quoted field")]
+
+
+def test_a_rejected_record_is_shown_as_csv_so_that_its_fields_can_be_told_apart():
+    data = b'id,submitted_at,city\n1,2024-03-05,"New York, NY",extra\n2,2024-02-30,"say ""hi"""\n'
+    _, rejects, _ = read_all(data, timestamp_index=1)
+    assert [reject.content for reject in rejects] == [
+        '1,2024-03-05,"New York, NY",extra',
+        '2,2024-02-30,"say ""hi"""',
+    ]
