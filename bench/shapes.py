@@ -5,7 +5,9 @@ import is not measured only on the rows it was tuned on (`bench/run.py --data sh
 - phone: 5 columns, timestamps in file order, a `+49 …` phone column and a signed number
   (cells that start like a formula in every block), CRLF pasted into answers of an LF file;
 - wide: 30 columns of answers, ~340 bytes a row;
-- notime: 4 columns, no timestamp column, long answers.
+- notime: 4 columns, no timestamp column, long answers;
+- essays: 4 columns, answers of 200-600 characters in paragraphs (dozens of lines a record,
+  blank lines inside quotes), ~1.2 kB a row.
 
 Every row is good: an import must take them all.
 """
@@ -59,6 +61,17 @@ def _wide(rng: random.Random, n: int) -> list[object]:
     return [n, moment, *(rng.choice(ANSWERS + CITIES) for _ in range(28))]
 
 
+def _essay(rng: random.Random) -> str:
+    paragraphs = [" ".join(rng.choice(ANSWERS) for _ in range(rng.randint(3, 8)))]
+    while sum(map(len, paragraphs)) < rng.randint(200, 600):
+        paragraphs.append(" ".join(rng.choice(ANSWERS + CITIES) for _ in range(rng.randint(3, 8))))
+    return "\n\n".join(paragraphs)
+
+
+def _essays(rng: random.Random, n: int) -> list[object]:
+    return [n, _moment(rng, rng.randrange(365 * 86400)), _essay(rng), _essay(rng)]
+
+
 def _notime(rng: random.Random, n: int) -> list[object]:
     text = " ".join(rng.choice(ANSWERS) for _ in range(8))
     return [n, rng.choice(NAMES), rng.choice(CITIES), text]
@@ -69,6 +82,7 @@ SHAPES: dict[str, tuple[list[str], Row, str]] = {
     "phone": (["submitted_at", "phone", "name", "delta", "comment"], _phone, "\n"),
     "wide": (["id", "submitted_at", *(f"q{n}" for n in range(28))], _wide, "\n"),
     "notime": (["id", "name", "city", "text"], _notime, "\n"),
+    "essays": (["id", "submitted_at", "story", "improve"], _essays, "\n"),
 }
 
 
