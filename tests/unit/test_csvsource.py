@@ -128,6 +128,17 @@ def test_an_unusable_header_is_refused(data, message):
         read_header(io.BytesIO(data))
 
 
+def source_after_header(data: bytes, *, timestamp_index: int | None = None) -> CsvSource:
+    header = read_header(io.BytesIO(data))
+    return CsvSource(
+        io.BytesIO(data),
+        offset=header.end_offset,
+        line=header.lines,
+        columns=header.columns,
+        timestamp_index=timestamp_index,
+    )
+
+
 def test_answers_of_many_paragraphs_are_read_as_bytes_with_no_row_in_python(monkeypatch):
     """The end of a block's last record is found however many lines its answers span."""
     rng = random.Random(7)
@@ -137,20 +148,14 @@ def test_answers_of_many_paragraphs_are_read_as_bytes_with_no_row_in_python(monk
         story = " ".join(rng.choice(words) for _ in range(rng.randrange(100, 200)))
         table.append([str(number), story, f"2024-05-{1 + number % 28:02d}T10:00:00Z"])
     data = csv_bytes(table, lineterminator="\n")
-    header = read_header(io.BytesIO(data))
-    source = CsvSource(
-        io.BytesIO(data),
-        offset=header.end_offset,
-        line=header.lines,
-        columns=header.columns,
-        timestamp_index=2,
-    )
+    source = source_after_header(data, timestamp_index=2)
+    first_data_byte = source.offset
     monkeypatch.setattr(source, "_parse", None)  # Python's reader must not be needed
     blocks = []
     while (block := source.read_block(max_bytes=64 << 10, raw_if=lambda _: True)) is not None:
         blocks.append(block)
     assert all(block.raw is not None for block in blocks)
-    assert b"".join(block.raw for block in blocks) == data[header.end_offset :]
+    assert b"".join(block.raw for block in blocks) == data[first_data_byte:]
     assert sum(block.count for block in blocks) == 400
     assert source.line == data.count(b"\n")
 
@@ -160,15 +165,7 @@ def test_answers_of_many_paragraphs_are_read_as_bytes_with_no_row_in_python(monk
     [b'16,17,"never closed\n18,19,20\n', b'16,17,"never closed\n18,19,20', b'16,"a\n\nb'],
 )
 def test_a_file_that_ends_inside_a_quoted_field_ends_on_the_fast_path_too(tail):
-    data = b"a,b,c\n1,2,3\n" + tail
-    header = read_header(io.BytesIO(data))
-    source = CsvSource(
-        io.BytesIO(data),
-        offset=header.end_offset,
-        line=header.lines,
-        columns=header.columns,
-        timestamp_index=None,
-    )
+    source = source_after_header(b"a,b,c\n1,2,3\n" + tail)
     blocks = []
     for _ in range(10):  # it once gave empty blocks at the end for ever
         if (block := source.read_block(raw_if=lambda _: True)) is None:
