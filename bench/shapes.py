@@ -7,7 +7,7 @@ import is not measured only on the rows it was tuned on (`bench/run.py --data sh
 - wide: 30 columns of answers, ~340 bytes a row;
 - notime: 4 columns, no timestamp column, long answers;
 - essays: 4 columns, answers of 200-600 characters in paragraphs (dozens of lines a record,
-  blank lines inside quotes), ~1.2 kB a row.
+  blank lines inside quotes), ~0.9 kB a row.
 
 Every row is good: an import must take them all.
 """
