@@ -339,6 +339,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_CONCURRENCY = COLLECT_WORKERS
+# `collect worker` gives way to requests on a shared machine (collect.jobs.priority).
+COLLECT_WORKER_NICE = env.int("COLLECT_WORKER_NICE", default=10)
 CELERY_TASK_DEFAULT_QUEUE = env.str("COLLECT_QUEUE", default="collect")
 # A queued job whose wake-up message may have been lost (a broker restart) is sent again.
 # Never longer than a lease: a frozen worker may have swallowed the message.

@@ -9,6 +9,7 @@ from django.conf import settings
 from prometheus_client import start_http_server
 
 from collect.celery import app
+from collect.jobs.priority import lower_priority
 from collect.jobs.sweeper import SweeperThread
 
 # Touched after every sweep: a container's health check tests how old it is (Celery's own
@@ -35,6 +36,7 @@ def _stop_sweeper(**_: object) -> None:
 def run_worker(concurrency: int | None = None, loglevel: str = "INFO") -> None:
     if settings.COLLECT_DISPATCH != "celery":
         raise SystemExit("collect worker needs CELERY_BROKER_URL (and DATABASE_URL) set")
+    lower_priority(settings.COLLECT_WORKER_NICE)  # before Celery starts its threads
     app.worker_main(
         [
             "worker",

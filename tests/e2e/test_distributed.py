@@ -2,6 +2,9 @@
 that can die on their own, and a broker that can lose its messages. Collected only when the
 suite runs on PostgreSQL + Redis + Celery (see conftest)."""
 
+import os
+from pathlib import Path
+
 import pytest
 
 from tests.e2e.conftest import LEASE_SECONDS, assert_imported_exactly_once, wait_until
@@ -29,6 +32,20 @@ def test_a_killed_workers_job_is_taken_over_and_every_row_lands_once(start_serve
 
     job = client.wait_for_status(task_id, "completed", timeout=TAKEOVER_TIMEOUT_S + 60)
     assert_imported_exactly_once(stack, job, big_csv.rows)
+
+
+def test_a_worker_runs_its_jobs_at_a_lower_priority_than_requests(start_server, big_csv):
+    stack = start_server()
+    client, task_id, worker = import_under_way(stack, "nina", big_csv.path)
+
+    threads = Path(f"/proc/{worker.pid}/task")
+    # The 19th field of a thread's stat is its nice value; the name before it is in ().
+    nice = {int((t / "stat").read_text().rsplit(")", 1)[1].split()[16]) for t in threads.iterdir()}
+    assert nice == {10}  # COLLECT_WORKER_NICE's default, the job's thread included
+    # It leads its session (a process group of its own), so its autogroup is its alone.
+    assert os.getsid(worker.pid) == worker.pid
+    assert Path(f"/proc/{worker.pid}/autogroup").read_text().split()[-1] == "10"
+    assert client.control(task_id, "terminate").status == 200
 
 
 def test_a_pause_holds_across_workers(start_server, big_csv):

@@ -1,0 +1,61 @@
+"""collect.jobs.priority: a worker lowers its own priority, and its autogroup's when the
+autogroup is its alone (it leads its session), never anyone else's."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SHOW_PRIORITY = """
+import os, threading
+from collect.jobs.priority import lower_priority
+
+def own_nice(into):
+    go.wait()
+    into.append(os.getpriority(os.PRIO_PROCESS, 0))  # on Linux: the calling thread's
+
+go, seen = threading.Event(), []
+earlier = threading.Thread(target=own_nice, args=[seen])
+earlier.start()
+lower_priority(int(os.environ["NICE"]))
+go.set()
+earlier.join()
+later = threading.Thread(target=own_nice, args=[seen])
+later.start()
+later.join()
+print(os.getpriority(os.PRIO_PROCESS, 0), *seen)
+print(open("/proc/self/autogroup").read().split()[-1])
+"""
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/self/autogroup").exists(), reason="Linux with autogroups only"
+)
+
+
+def priority_after(nice: int, *, own_session: bool) -> tuple[list[int], int]:
+    """After lower_priority(nice) in a fresh process, the nice values of its main thread,
+    of a thread started before and one started after, and its autogroup's."""
+    done = subprocess.run(
+        [sys.executable, "-c", SHOW_PRIORITY],
+        env={**os.environ, "NICE": str(nice)},
+        capture_output=True,
+        text=True,
+        check=True,
+        start_new_session=own_session,
+    )
+    process_and_thread, autogroup = done.stdout.split("\n")[:2]
+    return [int(value) for value in process_and_thread.split()], int(autogroup)
+
+
+def test_a_worker_leading_its_session_lowers_itself_its_threads_and_its_autogroup():
+    assert priority_after(7, own_session=True) == ([7, 7, 7], 7)
+
+
+def test_a_worker_sharing_its_session_leaves_the_sessions_autogroup_alone():
+    ours = int(Path("/proc/self/autogroup").read_text().split()[-1])
+    assert priority_after(7, own_session=False) == ([7, 7, 7], ours)
+
+
+def test_nice_zero_leaves_the_priority_as_it_is():
+    assert priority_after(0, own_session=True) == ([0, 0, 0], 0)
