@@ -21,6 +21,7 @@ reported, never asserted.
 import argparse
 import contextlib
 import csv
+import itertools
 import json
 import os
 import platform
@@ -287,23 +288,23 @@ def measure_rollback(stack: Stack, path: Path, dataset: str, rows: int) -> tuple
 
 
 def measure_reads_under_load(stack: Stack, path: Path, requests: int) -> list[float]:
-    """Seconds per `GET /api/tasks/{id}/` while two imports run (both all along: else the
-    file is too small for the machine, and the run says so)."""
-    task_ids = [stack.upload(path, f"load{n}")["task_id"] for n in range(2)]
-    for task_id in task_ids:
-        stack.wait_for(task_id, {"running"}, every=0.01)
-    latencies = []
-    for number in range(requests):
-        started = time.perf_counter()
-        stack.job(task_ids[number % 2])
-        latencies.append(time.perf_counter() - started)
-        time.sleep(0.005)
-    states = {stack.job(task_id)["status"] for task_id in task_ids}
-    if states != {"running"}:
-        raise RuntimeError(f"an import ended before {requests} reads: make the file larger")
-    for task_id in task_ids:
-        stack.control(task_id, "terminate")
-        stack.wait_for(task_id, {"terminated", "completed"})
+    """Seconds per `GET /api/tasks/{id}/` while two imports run: a read that finds its
+    import ended is not counted, and two more imports start for the reads still to do."""
+    latencies: list[float] = []
+    while len(latencies) < requests:
+        task_ids = [stack.upload(path, f"load{n}")["task_id"] for n in range(2)]
+        for task_id in task_ids:
+            stack.wait_for(task_id, {"running"}, every=0.01)
+        for number in itertools.count():
+            started = time.perf_counter()
+            running = stack.job(task_ids[number % 2])["status"] == "running"
+            if not running or len(latencies) == requests:
+                break
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.005)
+        for task_id in task_ids:
+            stack.control(task_id, "terminate")
+            stack.wait_for(task_id, {"terminated", "completed"})
     return latencies
 
 
