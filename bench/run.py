@@ -8,14 +8,14 @@ here, each next to its baseline measured in the same run.
 It generates the rows of each data set (once, cached in bench/out/): "realistic" (the
 default's first: `collect generate --realistic`, answers as people type them, with quoted
 commas, two-line answers, many scripts and an unreadable date every 100,000 rows) and
-"tidy" (`collect generate`'s rows); `--data shapes` takes four shapes of form responses
+"tidy" (`collect generate`'s rows); `--data shapes` takes five shapes of form responses
 made apart from `collect generate` instead (bench/shapes.py). Then it measures, per data
 set, `psql \\copy` and Collect on PostgreSQL (serve + 2 Celery workers) end to end, a bare
-csv.reader + executemany loop and Collect on SQLite (the embedded server), pause latency
-(API call → `paused`), rollback time of a terminated import, and the peak RSS of the web
-and worker processes. With --memory it also measures peak RSS against file size
-(bench/memory.py). Prints a table and writes it to bench/out/results.md. Timings are only
-reported, never asserted.
+csv.reader + executemany loop and Collect on SQLite (the embedded server), the uploads' own
+MB/s, pause latency (API call → `paused`), rollback time of a terminated import, status
+reads under two imports, and the peak RSS of the web and worker processes. With --memory
+it also measures peak RSS against file size (bench/memory.py). Prints a table and writes it
+to bench/out/results.md. Timings are only reported, never asserted.
 """
 
 import argparse
@@ -410,7 +410,7 @@ def main() -> None:
         "--data",
         choices=["realistic", "tidy", "both", "shapes"],
         default="both",
-        help="shapes: four other shapes of form responses (bench/shapes.py)",
+        help="shapes: five other shapes of form responses (bench/shapes.py)",
     )
     memory.add_arguments(parser)
     args = parser.parse_args()
