@@ -21,12 +21,15 @@ def lower_priority(nice: int) -> None:
     autogroup if it leads its session."""
     if nice <= 0 or not hasattr(os, "setpriority"):  # not on Windows
         return
-    try:
-        for thread in _threads():
+    for thread in _threads():
+        try:
             current = os.getpriority(os.PRIO_PROCESS, thread)
             os.setpriority(os.PRIO_PROCESS, thread, max(nice, current))
-    except OSError as error:
-        log.warning("cannot lower this worker's priority: %s", error)
+        except ProcessLookupError:
+            continue  # a thread that has ended since
+        except OSError as error:
+            log.warning("cannot lower this worker's priority: %s", error)
+            return
     if os.getsid(0) != os.getpid() or not AUTOGROUP.exists():
         return
     try:  # "/autogroup-85 nice 0"
