@@ -22,6 +22,7 @@ _held_locks: list[TextIO] = []  # open lock files, kept for the life of the proc
 
 def serve(host: str, port: int) -> None:
     from collect.httpd import create_server
+    from collect.jobs.dispatch import dispatcher
     from collect.jobs.sweeper import SweeperThread
     from collect.wsgi import application
 
@@ -30,6 +31,9 @@ def serve(host: str, port: int) -> None:
     if embedded:
         _hold_data_dir_lock(settings.DATA_DIR / "serve.lock")
     call_command("migrate", interactive=False, verbosity=0)
+    # Celery's and kombu's modules, imported now: the sweeper's first wake-up and a first
+    # /readyz once imported them at the same time, and one found them half made (503).
+    dispatcher()
     try:  # bind before taking over any job: a taken port must not leave jobs half-started
         server = create_server(
             application,
