@@ -581,12 +581,12 @@ def control_file(data: DataSet) -> tuple[Path, int]:
         return data.path, data.rows
     path = OUT / f"{data.path.stem}-x{times}.csv"
     if not path.exists():
-        with data.path.open("rb") as source:
-            header, body = source.readline(), source.read()
-        with path.open("wb") as out:
-            out.write(header)
+        with data.path.open("rb") as source, path.open("wb") as out:
+            out.write(source.readline())  # the header: the data sets' names are one line
+            body = source.tell()
             for _ in range(times):
-                out.write(body)
+                source.seek(body)
+                shutil.copyfileobj(source, out)
     return path, data.rows * times
 
 
