@@ -30,13 +30,25 @@ def lower_priority(nice: int) -> None:
         except OSError as error:
             log.warning("cannot lower this worker's priority: %s", error)
             return
-    if os.getsid(0) != os.getpid() or not AUTOGROUP.exists():
+    if os.getsid(0) != os.getpid():
         return
-    try:  # "/autogroup-85 nice 0"
-        if int(AUTOGROUP.read_text().split()[-1]) < nice:
+    try:
+        current = autogroup_nice()
+        if current is not None and current < nice:
             AUTOGROUP.write_text(str(nice))
-    except (OSError, ValueError, IndexError) as error:
+    except (OSError, ValueError) as error:
         log.warning("cannot lower the priority of this worker's autogroup: %s", error)
+
+
+def autogroup_nice() -> int | None:
+    """The nice value of this process's autogroup ("/autogroup-85 nice 0"); None where there
+    is none of its own: no autogroups on this system, or the boot session's, for which the
+    kernel shows an empty file."""
+    try:
+        shown = AUTOGROUP.read_text().split()
+    except FileNotFoundError:
+        return None
+    return int(shown[-1]) if shown else None
 
 
 def _threads() -> list[int]:
