@@ -33,8 +33,8 @@ def lower_priority(nice: int) -> None:
     if os.getsid(0) != os.getpid():
         return
     try:
-        current = autogroup_nice()
-        if current is not None and current < nice:
+        group_nice = autogroup_nice()
+        if group_nice is not None and group_nice < nice:
             AUTOGROUP.write_text(str(nice))
     except (OSError, ValueError) as error:
         log.warning("cannot lower the priority of this worker's autogroup: %s", error)
