@@ -32,6 +32,9 @@ from collect.files import Bucket, JoinedFile, is_missing, object_open
 # [object name, committed bytes, multipart upload id, [[part number, ETag], ...]].
 Pieces = list[list[Any]]
 PART_BYTES = 8 << 20  # S3's least part is 5 MiB
+# A local piece is handed to the disk, and dropped from the page cache once written back,
+# every this many bytes (see LocalWriter.write).
+DROP_BEHIND_BYTES = 8 << 20
 
 
 def export_bucket() -> Bucket:
@@ -164,6 +167,7 @@ class LocalWriter:
         self.file = open(path, "r+b" if path.exists() else "w+b")  # noqa: SIM115 - kept open for the run
         self.file.truncate(size)  # whatever was written after the last checkpoint goes
         self.file.seek(size)
+        self.unhanded = 0  # bytes written since the page cache was last told to drop them
 
     def _give_up_last_piece(self) -> None:
         """Keep only the committed bytes of the last piece, so that runs lost one after the
@@ -180,7 +184,25 @@ class LocalWriter:
             os.truncate(path, size)
 
     def write(self, data: bytes) -> object:
-        return self.file.write(data)
+        written = self.file.write(data)
+        self.unhanded += written
+        if self.unhanded >= DROP_BEHIND_BYTES:
+            self._drop_behind()
+        return written
+
+    def _drop_behind(self) -> None:
+        """Start writing back what is in the page cache, and drop what is written back by
+        now. An export is written once and read once, later: kept in the cache, it pushes the
+        database's pages out, and on a virtual machine whose free memory goes back to its host
+        every page new to the cache costs a write more than the copy (3.4 ms a MiB against
+        0.3 for pages dropped a moment before; a 264 MB export ran at 0.65 of psql's instead
+        of 0.95 by its fifth). What the disk has taken goes a window later, the rest stays
+        cached until it has."""
+        self.file.flush()
+        if hasattr(os, "posix_fadvise"):  # not on macOS or Windows
+            # For dirty pages Linux starts their writeback, clean ones it drops.
+            os.posix_fadvise(self.file.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        self.unhanded = 0
 
     def commit(self, *, final: bool) -> bool:
         self.file.flush()

@@ -4,7 +4,9 @@ pause and resume without a row twice or missing, terminate, formula cells, visib
 import csv
 import io
 import os
+import subprocess
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -14,7 +16,7 @@ from django.utils import timezone
 from collect.datasets.cells import neutralised
 from collect.datasets.models import Segment
 from collect.datasets.stores.postgres import MAX_NEUTRALISED_IN_SQL
-from collect.exports.storage import export_dir, piece_path
+from collect.exports.storage import DROP_BEHIND_BYTES, LocalWriter, export_dir, piece_path
 from collect.jobs import services
 from collect.jobs.models import Job
 from collect.jobs.runner import run_job
@@ -202,6 +204,30 @@ class WorkerFroze(BaseException):
 
 def pause_at_once(job) -> None:
     services.job_pause(job_id=job.pk)
+
+
+def test_an_export_file_written_to_disk_leaves_the_page_cache():
+    """An export is written once and downloaded later: once on disk, its pages go from the
+    cache (they would push the database's out), without a byte of the file lost."""
+    writer = LocalWriter(uuid.uuid4(), [], after_lost_run=False)
+    chunk = os.urandom(1 << 20)
+    for _ in range(48):
+        writer.write(chunk)
+    os.sync()  # all of it on disk: the next drop-behind lets go of every page
+    for _ in range(DROP_BEHIND_BYTES >> 20):
+        writer.write(chunk)
+    writer.commit(final=True)
+    writer.close()
+    path = piece_path(writer.pieces[-1][0])
+    cached = subprocess.run(
+        ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(cached.stdout) <= 2 * DROP_BEHIND_BYTES  # of 56 MiB: what came after the sync
+    assert path.read_bytes() == chunk * (48 + (DROP_BEHIND_BYTES >> 20))
+    path.unlink()
 
 
 @override_settings(COLLECT_BATCH_ROWS=50)  # PostgreSQL reads a page at least: ~180 rows here
