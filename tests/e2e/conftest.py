@@ -345,6 +345,23 @@ class CollectServer:
     def thaw(self, worker: subprocess.Popen) -> None:
         os.killpg(worker.pid, signal.SIGCONT)
 
+    def database_sessions(self, process: subprocess.Popen) -> set[int]:
+        """The PostgreSQL backends (pids) serving `process`'s connections, found by the
+        local ports of its TCP sockets."""
+        inodes = set()
+        for fd in Path(f"/proc/{process.pid}/fd").iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if (target := os.readlink(fd)).startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
+        ports = []
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()  # local address, ..., inode: see proc(5)
+                if fields[9] in inodes:
+                    ports.append(int(fields[1].rsplit(":", 1)[1], 16))
+        query = "SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s)"
+        return {pid for (pid,) in self._query(query, (ports,))}
+
     def end_worker_session(self, task_id: str) -> bool:
         """pg_terminate_backend of the database session of the job's worker, as a failover
         or a network blip would end it; True if there was one."""

@@ -48,6 +48,32 @@ def test_a_worker_runs_its_jobs_at_a_lower_priority_than_requests(start_server, 
     assert client.control(task_id, "terminate").status == 200
 
 
+def test_a_worker_keeps_its_database_session_from_one_job_to_the_next(start_server):
+    stack = start_server(COLLECT_WORKERS="1")
+    stack.kill_workers(stack.workers[1])  # one worker, one thread: every job is its
+    worker, client = stack.workers[0], stack.client("olga")
+    imports = iter(range(100))
+
+    def imported() -> set[int]:
+        """The worker's database sessions once an import has run."""
+        first = next(imports) * 10  # other rows each time: the same bytes again are refused
+        rows = b"".join(b"%d,2025-01-01T00:00:00Z\n" % n for n in range(first, first + 10))
+        task_id = client.start_import(b"id,submitted_at\n" + rows)["task_id"]
+        assert client.wait_for_status(task_id, "completed")["progress"]["rows_done"] == 10
+        return stack.database_sessions(worker)
+
+    sessions = imported()
+    assert sessions and imported() == sessions  # no new connection for each job
+    # Ended while the worker waits (a failover): the next job notices and connects again.
+    ended = stack._query(
+        "SELECT pg_terminate_backend(pid) FROM unnest(?::int[]) pid", (list(sessions),)
+    )
+    assert all(done for (done,) in ended)
+    renewed = imported()
+    assert renewed and not renewed & sessions
+    assert imported() == renewed
+
+
 def test_a_pause_holds_across_workers(start_server, big_csv):
     stack = start_server()
     client, task_id, first_worker = import_under_way(stack, "frank", big_csv.path)
