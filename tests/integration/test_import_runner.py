@@ -178,6 +178,20 @@ def test_a_row_that_is_not_utf8_where_the_check_does_not_look_is_rejected_alone(
     assert (reject.line, reject.reason) == (152, "is not valid UTF-8")
 
 
+def test_bad_utf8_deep_in_a_batch_takes_back_the_rows_the_batch_had_stored(start_import):
+    # In one batch of many blocks: SQLite's loader stored the rows before the bad bytes, then
+    # its decode failed; the batch is read again, every row once.
+    lines = [f"{n},2024-01-{1 + n % 28:02d},fine {n}\n".encode() for n in range(20_000)]
+    lines[15_000] = b"15000,2024-01-15,caf\xe9\n"
+    source = start_import(b"id,submitted_at,note\n" + b"".join(lines), on_error="skip")
+    job = run_job(source.pk, worker=WORKER)
+    assert job.status == Status.COMPLETED, job.error
+    assert (job.rows_done, job.rows_rejected) == (19_999, 1)
+    assert [row[2] for row in segment_rows(job)] == [str(n) for n in range(20_000) if n != 15_000]
+    reject = RejectedRow.objects.get(job=job)
+    assert (reject.line, reject.reason) == (15_002, "is not valid UTF-8")
+
+
 def test_abort_fails_the_job_and_rolls_back_what_it_wrote(start_import):
     table = responses()
     table[500] = ["broken row"]
