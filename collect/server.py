@@ -33,7 +33,7 @@ def serve(host: str, port: int) -> None:
     call_command("migrate", interactive=False, verbosity=0)
     # Celery's and kombu's modules, imported now: the sweeper's first wake-up and a first
     # /readyz once imported them at the same time, and one found them half made (503).
-    dispatcher()
+    dispatcher().warm_up()
     try:  # bind before taking over any job: a taken port must not leave jobs half-started
         server = create_server(
             application,

@@ -346,21 +346,19 @@ class CollectServer:
         os.killpg(worker.pid, signal.SIGCONT)
 
     def database_sessions(self, process: subprocess.Popen) -> set[int]:
-        """The PostgreSQL backends (pids) serving `process`'s connections, found by the
-        local ports of its TCP sockets."""
-        inodes = set()
-        for fd in Path(f"/proc/{process.pid}/fd").iterdir():
-            with contextlib.suppress(FileNotFoundError):
-                if (target := os.readlink(fd)).startswith("socket:["):
-                    inodes.add(target[len("socket:[") : -1])
-        ports = []
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()  # local address, ..., inode: see proc(5)
-                if fields[9] in inodes:
-                    ports.append(int(fields[1].rsplit(":", 1)[1], 16))
+        """The PostgreSQL backends (pids) serving `process`'s connections."""
         query = "SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s)"
-        return {pid for (pid,) in self._query(query, (ports,))}
+        return {pid for (pid,) in self._query(query, (sorted(_local_ports(process)),))}
+
+    def broker_connections(self, process: subprocess.Popen) -> int:
+        """How many connections `process` has open to the broker."""
+        import redis
+
+        broker = redis.Redis.from_url(self.env["CELERY_BROKER_URL"])
+        ports = _local_ports(process)
+        return sum(
+            int(client["addr"].rsplit(":", 1)[1]) in ports for client in broker.client_list()
+        )
 
     def end_worker_session(self, task_id: str) -> bool:
         """pg_terminate_backend of the database session of the job's worker, as a failover
@@ -459,6 +457,22 @@ class CollectServer:
 
     def __str__(self) -> str:
         return f"collect serve on port {self.port} (data in {self.data_dir})"
+
+
+def _local_ports(process: subprocess.Popen) -> set[int]:
+    """The local ports of the process's TCP sockets, by their inodes (see proc(5))."""
+    inodes = set()
+    for fd in Path(f"/proc/{process.pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            if (target := os.readlink(fd)).startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()  # local address, remote address, ..., inode
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def _read(path: Path, since: int = 0) -> str:

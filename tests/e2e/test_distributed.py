@@ -74,6 +74,12 @@ def test_a_worker_keeps_its_database_session_from_one_job_to_the_next(start_serv
     assert imported() == renewed
 
 
+def test_the_server_connects_to_the_broker_before_the_first_job(start_server):
+    # The first wake-up waited 100 ms for the connection otherwise.
+    stack = start_server()
+    wait_until(lambda: stack.broker_connections(stack.process) > 0, timeout=10, what="it")
+
+
 def test_a_pause_holds_across_workers(start_server, big_csv):
     stack = start_server()
     client, task_id, first_worker = import_under_way(stack, "frank", big_csv.path)
