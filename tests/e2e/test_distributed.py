@@ -49,8 +49,9 @@ def test_a_worker_runs_its_jobs_at_a_lower_priority_than_requests(start_server, 
 
 
 def test_a_worker_keeps_its_database_session_from_one_job_to_the_next(start_server):
-    stack = start_server(COLLECT_WORKERS="1")
-    stack.kill_workers(stack.workers[1])  # one worker, one thread: every job is its
+    # One worker, one thread: every job is its. No sweeps, whose thread has a connection too.
+    stack = start_server(COLLECT_WORKERS="1", COLLECT_SWEEP_SECONDS="3600")
+    stack.kill_workers(stack.workers[1])
     worker, client = stack.workers[0], stack.client("olga")
     imports = iter(range(100))
 
